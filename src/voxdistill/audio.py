@@ -1,0 +1,149 @@
+"""Audio loading: any file libsndfile reads -> float32 mono at 16 kHz, or an AudioError saying why not.
+
+Every conversion that changes the signal (downmix, resample) is announced with an
+AudioConversionWarning naming the file, so a surprising corpus shows itself in the logs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Literal, get_args
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from voxdistill.errors import AudioError
+
+
+def exact_div(a: int, b: int) -> int:
+    """a / b as an int; a ValueError if b does not divide a, so derived constants can't silently round."""
+    if a % b != 0:
+        raise ValueError(f"{a} is not divisible by {b}")
+    return a // b
+
+
+# Whisper's front end: these fix the mel frame grid the teacher was trained on.
+SAMPLE_RATE = 16000  # Hz
+N_FFT = 400  # 25 ms analysis window
+HOP_LENGTH = 160  # 10 ms between mel frames
+CHUNK_LENGTH = 30  # seconds of audio the encoder sees at once
+N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples per chunk
+N_FRAMES = exact_div(N_SAMPLES, HOP_LENGTH)  # 3000 mel frames per chunk
+
+# Outside this range a file is almost surely mislabelled (a wrong header) rather than real speech.
+MIN_SAMPLE_RATE = 4000  # Hz
+MAX_SAMPLE_RATE = 384000  # Hz
+
+LongAudioPolicy = Literal["refuse", "split"]
+_LONG_AUDIO_POLICIES = get_args(LongAudioPolicy)
+
+
+class AudioConversionWarning(UserWarning):
+    """A file was usable but changed on load (downmixed, resampled, or to be split into windows)."""
+
+
+def _decode_error(path: str, err: sf.LibsndfileError) -> AudioError:
+    return AudioError(
+        path, f"cannot decode: {err.error_string}; convert it to WAV/FLAC 16 kHz mono"
+    )
+
+
+def _open_checks(path: str) -> float:
+    """Duration in seconds of a usable audio file from its header, or an AudioError. Reads no samples."""
+    # Checked before libsndfile, which reports these as "System error" or "Format not recognised".
+    if not os.path.exists(path):
+        raise AudioError(path, "file not found")
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        info = sf.info(path)
+    except sf.LibsndfileError as err:
+        raise _decode_error(path, err) from err
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            path,
+            f"unusual sample rate {info.samplerate} Hz (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz); "
+            "check the file header or resample it to 16 kHz",
+        )
+    return info.frames / info.samplerate
+
+
+def audio_duration(path: str | os.PathLike[str]) -> float:
+    """Duration in seconds from the file header, without decoding the samples."""
+    return _open_checks(os.fspath(path))
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    *,
+    max_seconds: float | None = CHUNK_LENGTH,
+    long_audio: LongAudioPolicy = "refuse",
+) -> np.ndarray:
+    """Decode `path` to a 1-D float32 signal at SAMPLE_RATE.
+
+    max_seconds: longest accepted duration, None for no limit.
+    long_audio: what to do past max_seconds — "refuse" (AudioError) or "split"
+        (return the whole signal, warn that it will be transcribed in CHUNK_LENGTH windows).
+    Peaks above 1.0 (possible in float WAV) are kept: clipping them would distort the speech.
+    """
+    if long_audio not in _LONG_AUDIO_POLICIES:
+        raise ValueError(f"long_audio must be one of {_LONG_AUDIO_POLICIES}, got {long_audio!r}")
+
+    file = os.fspath(path)
+    duration = _open_checks(file)
+    too_long = max_seconds is not None and duration > max_seconds
+    # Refuse from the header, before decoding what may be hours of audio.
+    if too_long and long_audio == "refuse":
+        raise AudioError(
+            file,
+            f"audio is {duration:.1f} s, longer than the {max_seconds:g} s limit; "
+            'pass long_audio="split" (CLI: --long-audio split) to transcribe it in '
+            f"{CHUNK_LENGTH} s windows",
+        )
+
+    try:
+        data, rate = sf.read(file, dtype="float32", always_2d=True)  # (frames, channels)
+    except sf.LibsndfileError as err:  # a valid header over a corrupt body fails only here
+        raise _decode_error(file, err) from err
+
+    if data.shape[0] == 0:
+        raise AudioError(file, "contains no samples")
+    n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if n_bad:
+        # One NaN would turn every mel frame and the loss into NaN, far from the file that caused it.
+        raise AudioError(file, f"contains {n_bad} non-finite (NaN/inf) samples")
+
+    n_channels = data.shape[1]
+    audio = data.mean(axis=1, dtype=np.float32)  # (frames,)
+    if n_channels > 1:
+        _warn(f"{file}: {n_channels} channels downmixed to mono")
+
+    if rate != SAMPLE_RATE:
+        g = math.gcd(SAMPLE_RATE, rate)
+        # Polyphase resampling handles any rational ratio and low-passes before decimating, so no aliasing.
+        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32, copy=False)
+        _warn(f"{file}: resampled {rate} Hz -> {SAMPLE_RATE} Hz")
+
+    if too_long:
+        _warn(
+            f"{file}: audio is {duration:.1f} s, longer than {max_seconds:g} s; "
+            f"it will be transcribed in {CHUNK_LENGTH} s windows"
+        )
+    return np.ascontiguousarray(audio)
+
+
+def _warn(message: str) -> None:
+    # stacklevel 3 points the warning at load_audio's caller, not at this module.
+    warnings.warn(message, AudioConversionWarning, stacklevel=3)
+
+
+def split_windows(audio: np.ndarray, window_samples: int = N_SAMPLES) -> list[np.ndarray]:
+    """Consecutive non-overlapping windows along axis 0; the last one may be shorter. Views, not copies."""
+    if window_samples <= 0:
+        raise ValueError(f"window_samples must be positive, got {window_samples}")
+    return [audio[start : start + window_samples] for start in range(0, len(audio), window_samples)]

@@ -1,0 +1,149 @@
+"""The ``voxdistill`` command. Thin: parse arguments, call library functions, print.
+
+Every subcommand maps onto one function ``cmd_<name>(args) -> int``. Errors voxdistill raises on
+purpose (``VoxdistillError``) print as one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from voxdistill import __version__
+from voxdistill.errors import VoxdistillError
+
+EXIT_USAGE = 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from voxdistill.audio import load_audio
+    from voxdistill.models.loading import load_whisper
+    from voxdistill.transcribe import DecodingOptions, transcribe_audio
+
+    # Read and validate every file before the model loads: bad input fails in milliseconds.
+    max_seconds = None if args.long_audio == "split" else 30.0
+    audios = [load_audio(path, max_seconds=max_seconds, long_audio=args.long_audio) for path in args.audio]
+    options = DecodingOptions(
+        num_beams=args.beam_size, max_new_tokens=args.max_new_tokens, language=args.language,
+        batch_size=args.batch_size,
+    )
+    whisper = load_whisper(args.model)
+    texts = transcribe_audio(whisper, audios, options, progress=len(audios) > options.batch_size)
+    if args.json:
+        print(json.dumps([{"audio": path, "text": text} for path, text in zip(args.audio, texts)],
+                         ensure_ascii=False, indent=2))
+    else:
+        for path, text in zip(args.audio, texts):
+            print(f"{path}\t{text}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from voxdistill.models.loading import load_whisper
+
+    whisper = load_whisper(args.model)
+    config = whisper.model.config
+    info = {
+        "model": args.model,
+        "folder": str(whisper.folder) if whisper.folder else None,
+        "parameters": sum(p.numel() for p in whisper.model.parameters()),
+        "encoder_layers": config.encoder_layers,
+        "decoder_layers": config.decoder_layers,
+        "d_model": config.d_model,
+        "vocab_size": config.vocab_size,
+        "multilingual": whisper.multilingual,
+        "fingerprint": whisper.fingerprint.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:15} {value}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from voxdistill.demo import run_demo
+
+    rows = run_demo(args.out)
+    print(f"{'model':28} {'WER':>6} {'s/clip':>7} {'RTF':>6}")
+    for row in rows:
+        print(f"{row.model:28} {row.wer:6.1%} {row.seconds_per_clip:7.2f} {row.real_time_factor:6.3f}")
+    print()
+    for row in rows:
+        for text in row.transcripts:
+            print(f"{row.model}: {text}")
+    print(f"\naudio in {args.out / 'audio'}")
+    return 0
+
+
+MODEL_HELP = ("a local Hugging Face or CTranslate2 Whisper folder, a Hugging Face id (needs "
+              "internet), or bundled:whisper-tiny.en / bundled:whisper-base")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxdistill",
+        description="Distil a Whisper-class teacher into a small, fast student, and prove it.",
+    )
+    parser.add_argument("--version", action="version", version=f"voxdistill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("transcribe", help="transcribe audio files with a Whisper model",
+                       description="Print one line per file: the path, a tab, the transcript.")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("audio", metavar="AUDIO", nargs="+",
+                   help="audio files (WAV, FLAC, OGG, ...; other rates are resampled to 16 kHz, "
+                        "stereo is downmixed, both with a warning)")
+    p.add_argument("--json", action="store_true", help='print [{"audio": path, "text": ...}] instead')
+    p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass (default 8)")
+    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
+    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+    p.add_argument("--long-audio", choices=["refuse", "split"], default="refuse",
+                   help="audio over 30 s: refuse it (default) or transcribe it in 30 s windows")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("demo", help="run the project's main job on the bundled teachers",
+                       description="Speak sample sentences with espeak-ng and transcribe them with "
+                                   "both bundled teachers; print WER and speed side by side.")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("model", help="inspect models",
+                       description="Inspect a model: size, shape and teacher fingerprint.")
+    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    info = model_sub.add_parser("info", help="print size, shape and fingerprint of a model",
+                                description="Load a model (converting a bundled one on first use) "
+                                            "and print its size, shape and fingerprint.")
+    info.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_model_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    # transformers' generation chatter (deprecations inside its own Whisper generate) is not the
+    # user's business; its errors still surface.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return args.func(args)
+    except VoxdistillError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

