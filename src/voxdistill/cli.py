@@ -28,8 +28,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from voxdistill.transcribe import DecodingOptions, transcribe_audio
 
     # Read and validate every file before the model loads: bad input fails in milliseconds.
-    max_seconds = None if args.long_audio == "split" else 30.0
-    audios = [load_audio(path, max_seconds=max_seconds, long_audio=args.long_audio) for path in args.audio]
+    audios = [load_audio(path, long_audio=args.long_audio) for path in args.audio]
     options = DecodingOptions(
         num_beams=args.beam_size, max_new_tokens=args.max_new_tokens, language=args.language,
         batch_size=args.batch_size,
@@ -131,18 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.showwarning = _show_warning
     # transformers' generation chatter (deprecations inside its own Whisper generate) is not the
     # user's business; its errors still surface.
     from transformers.utils import logging as hf_logging
 
+    from voxdistill.audio import AudioConversionWarning
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    try:
-        return args.func(args)
-    except VoxdistillError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    with warnings.catch_warnings():
+        # Every file that is converted on load is reported, even when many share a call site.
+        warnings.simplefilter("always", AudioConversionWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except VoxdistillError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
 
 
 if __name__ == "__main__":

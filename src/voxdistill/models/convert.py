@@ -260,7 +260,10 @@ def read_ct2_side_files(src: Path) -> tuple[dict, dict, list[str]]:
     """``config.json``, ``tokenizer.json`` and the vocabulary of a CTranslate2 Whisper folder."""
     for needed in ("config.json", "tokenizer.json"):
         if not (src / needed).is_file():
-            raise ConversionError(f"{src}: missing {needed} beside model.bin")
+            raise ConversionError(
+                f"{src}: missing {needed} beside model.bin (when converting with ct2-transformers-"
+                f"converter, pass --copy_files tokenizer.json)"
+            )
     ct2_config = json.loads((src / "config.json").read_text())
     tokenizer_json = json.loads((src / "tokenizer.json").read_text())
     if (src / "vocabulary.json").is_file():
