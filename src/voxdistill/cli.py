@@ -130,14 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # transformers' generation chatter (deprecations inside its own Whisper generate) is not the
-    # user's business; its errors still surface.
-    from transformers.utils import logging as hf_logging
-
     from voxdistill.audio import AudioConversionWarning
+    from voxdistill.console import quiet_transformers
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     with warnings.catch_warnings():
         # Every file that is converted on load is reported, even when many share a call site.
         warnings.simplefilter("always", AudioConversionWarning)
