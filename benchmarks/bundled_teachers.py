@@ -22,7 +22,7 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.tts import espeak_ng
 from voxdistill.demo import SAMPLE_UTTERANCES
-from voxdistill.models.loading import BUNDLED, _bundled_files, load_whisper, resolve_model_folder
+from voxdistill.models.loading import BUNDLED, bundled_files, load_whisper, resolve_model_folder
 from voxdistill.transcribe import DecodingOptions, log_mel, prompt_tokens, transcribe_audio
 
 
@@ -33,7 +33,7 @@ def fingerprint_in_fresh_process(model: str) -> str:
 
 
 def ct2_seconds_per_clip(name: str, whisper, clips, work: Path) -> float:
-    parts, side_dir = _bundled_files(name)
+    parts, side_dir = bundled_files(name)
     folder = work / f"ct2-{name}"
     folder.mkdir()
     (folder / "model.bin").write_bytes(b"".join(p.read_bytes() for p in parts))

@@ -72,7 +72,7 @@ class Whisper:
         return bool(self.model.generation_config.is_multilingual)
 
 
-def _bundled_files(name: str) -> tuple[list[Path], Path]:
+def bundled_files(name: str) -> tuple[list[Path], Path]:
     if name not in BUNDLED:
         known = ", ".join(BUNDLED_PREFIX + n for n in BUNDLED)
         raise ModelLoadError(f"unknown bundled model {BUNDLED_PREFIX}{name}; known: {known}")
@@ -109,7 +109,7 @@ def resolve_model_folder(model: str) -> Path | str:
     """A local Hugging Face folder for ``model``, converting when needed; or the hub id unchanged."""
     if model.startswith(BUNDLED_PREFIX):
         name = model[len(BUNDLED_PREFIX):]
-        parts, side_dir = _bundled_files(name)
+        parts, side_dir = bundled_files(name)
         return _converted_folder(name, parts, side_dir)
     path = Path(model).expanduser()
     if path.is_dir():
