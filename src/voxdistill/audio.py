@@ -124,9 +124,7 @@ def load_audio(
         _warn(f"{file}: {n_channels} channels downmixed to mono")
 
     if rate != SAMPLE_RATE:
-        g = math.gcd(SAMPLE_RATE, rate)
-        # Polyphase resampling handles any rational ratio and low-passes before decimating, so no aliasing.
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32, copy=False)
+        audio = resample(audio, rate)
         _warn(f"{file}: resampled {rate} Hz -> {SAMPLE_RATE} Hz")
 
     if too_long:
@@ -135,6 +133,18 @@ def load_audio(
             f"it will be transcribed in {CHUNK_LENGTH} s windows"
         )
     return np.ascontiguousarray(audio)
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`audio` (samples along axis 0) taken from orig_rate to target_rate Hz, as float32.
+
+    The one resampler of the project, so files and synthesised speech go through the same filter.
+    """
+    if orig_rate == target_rate:
+        return audio.astype(np.float32, copy=False)
+    g = math.gcd(orig_rate, target_rate)
+    # Polyphase resampling handles any rational ratio and low-passes before decimating, so no aliasing.
+    return resample_poly(audio, target_rate // g, orig_rate // g).astype(np.float32, copy=False)
 
 
 def _warn(message: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -83,6 +84,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_build(args: argparse.Namespace) -> int:
+    from voxdistill.data.corpus import PRESETS, build_corpus, format_summary
+
+    start = time.perf_counter()
+    summaries = build_corpus(PRESETS[args.preset], args.out, seed=args.seed, jobs=args.jobs)
+    print(format_summary(summaries))
+    print(f"\nmanifests in {args.out} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def cmd_corpus_import(args: argparse.Namespace) -> int:
+    from voxdistill.data.importers import import_folder, import_hf_dataset, is_hf_dataset
+
+    if is_hf_dataset(args.source):
+        manifest, count = import_hf_dataset(args.source, args.out, split=args.split,
+                                            audio_column=args.audio_column,
+                                            text_column=args.text_column, domain=args.domain)
+    else:
+        manifest = args.out / f"{args.name or args.source.resolve().name}.jsonl"
+        count = import_folder(args.source, manifest, domain=args.domain)
+    print(f"{count} utterances -> {manifest}")
+    return 0
+
+
+def cmd_corpus_check(args: argparse.Namespace) -> int:
+    from voxdistill.data.check import check_manifest
+
+    problems = notes = 0
+    for finding in check_manifest(args.manifest, max_seconds=args.max_seconds):
+        print(finding)
+        problems += finding.is_problem
+        notes += not finding.is_problem
+    print(f"{args.manifest}: {problems} problem(s), {notes} note(s)")
+    return 1 if problems else 0
+
+
 MODEL_HELP = ("a local Hugging Face or CTranslate2 Whisper folder, a Hugging Face id (needs "
               "internet), or bundled:whisper-tiny.en / bundled:whisper-base")
 
@@ -115,6 +152,45 @@ def build_parser() -> argparse.ArgumentParser:
                                    "both bundled teachers; print WER and speed side by side.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("corpus", help="build, import and check speech corpora",
+                       description="Build the built-in synthetic corpus, import your own audio, "
+                                   "or check a manifest.")
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    build = corpus_sub.add_parser(
+        "build", help="synthesise the built-in multi-domain corpus",
+        description="Synthesise sentences with espeak-ng, flite, festival and Piper voices, degrade "
+                    "them into acoustic domains, and write train/dev/test manifests. Voices and "
+                    "degradations of the test-ood-* splits never occur in train/dev. A second "
+                    "build reuses every file that is still wanted.")
+    build.add_argument("--preset", choices=["demo", "full"], default="demo",
+                       help="demo: minutes of audio for this CPU; full: tens of hours for GPUs")
+    build.add_argument("--out", type=Path, required=True, help="corpus folder")
+    build.add_argument("--seed", type=int, default=0, help="same seed, same corpus (default 0)")
+    build.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: CPU count)")
+    build.set_defaults(func=cmd_corpus_build)
+
+    imp = corpus_sub.add_parser(
+        "import", help="make a manifest from a folder of audio or a saved datasets dataset",
+        description="SOURCE is a folder of audio files (a .txt file with the same name holds the "
+                    "transcript) or a Hugging Face datasets dataset saved with save_to_disk.")
+    imp.add_argument("source", type=Path, metavar="SOURCE")
+    imp.add_argument("--out", type=Path, required=True, help="folder for the manifest (and copied dataset audio)")
+    imp.add_argument("--name", help="manifest name for a folder import (default: the folder's name)")
+    imp.add_argument("--domain", help="domain label to give every utterance")
+    imp.add_argument("--split", help="dataset split to import (datasets only)")
+    imp.add_argument("--audio-column", default="audio", help="datasets only (default audio)")
+    imp.add_argument("--text-column", help="datasets only (default: first of text, sentence, transcription, ...)")
+    imp.set_defaults(func=cmd_corpus_import)
+
+    check = corpus_sub.add_parser(
+        "check", help="validate every line and audio file of a manifest",
+        description="Report every problem (bad line, duplicate id, missing/empty/corrupt/NaN audio, "
+                    "wrong duration) with its line and id; exit 1 if there is any.")
+    check.add_argument("manifest", type=Path, metavar="MANIFEST")
+    check.add_argument("--max-seconds", type=float, default=30.0,
+                       help="longest acceptable utterance (default 30, Whisper's window)")
+    check.set_defaults(func=cmd_corpus_check)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

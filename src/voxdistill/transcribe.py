@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from voxdistill.audio import SAMPLE_RATE, split_windows
+from voxdistill.audio import split_windows
+from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.models.loading import Whisper
 
 
@@ -39,10 +40,8 @@ def prompt_tokens(whisper: Whisper, language: str = "en") -> list[int]:
 
 
 def log_mel(whisper: Whisper, windows: Sequence[np.ndarray]) -> torch.Tensor:
-    """(B, n_mels, 3000) features exactly as the model's own feature extractor computes them."""
-    return whisper.processor.feature_extractor(
-        list(windows), sampling_rate=SAMPLE_RATE, return_tensors="pt"
-    ).input_features
+    """(B, n_mels, 3000) features of ``whisper``'s own feature extractor."""
+    return features_of(whisper.processor.feature_extractor, windows)
 
 
 @torch.inference_mode()

@@ -1,0 +1,74 @@
+"""``voxdistill corpus check``: every line and every audio file of a manifest, all problems at once.
+
+A problem makes the manifest unusable as it stands (bad line, duplicate id, missing or unusable
+audio, a duration that disagrees with the file). A *note* is a conversion voxdistill will make on
+load (downmix, resample), worth knowing but not wrong.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxdistill.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
+from voxdistill.data.manifest import ManifestError, parse_line
+from voxdistill.errors import AudioError
+
+# A manifest duration may be rounded; beyond this it describes another file.
+DURATION_TOLERANCE_S = 0.1
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str  # "manifest.jsonl:12"
+    utt_id: str | None
+    message: str
+    is_problem: bool  # False for a note
+
+    def __str__(self) -> str:
+        kind = "problem" if self.is_problem else "note"
+        return f"{kind}: {self.where}" + (f" [{self.utt_id}]" if self.utt_id else "") + f": {self.message}"
+
+
+def check_manifest(path: str | Path, max_seconds: float | None = 30.0) -> Iterator[Finding]:
+    """Yield every finding, line by line; memory holds only the set of ids seen."""
+    path = Path(path)
+    if not path.is_file():
+        yield Finding(str(path), None, "manifest not found", True)
+        return
+    seen: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            where = f"{path}:{number}"
+            if not line.strip():
+                continue
+            try:
+                utt = parse_line(line, where)
+            except ManifestError as err:
+                yield Finding(where, None, str(err).removeprefix(f"{where}: "), True)
+                continue
+            if utt.id in seen:
+                yield Finding(where, utt.id, f"duplicate id (first at {seen[utt.id]})", True)
+            seen.setdefault(utt.id, where)
+            if utt.text is not None and not utt.text.strip():
+                yield Finding(where, utt.id, "empty text; omit the field for unlabelled audio", True)
+            yield from _check_audio(utt.audio_path(path.parent), utt.duration, where, utt.id, max_seconds)
+
+
+def _check_audio(audio_path: Path, duration: float, where: str, utt_id: str,
+                 max_seconds: float | None) -> Iterator[Finding]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AudioConversionWarning)
+        try:
+            audio = load_audio(audio_path, max_seconds=max_seconds)
+        except AudioError as err:
+            yield Finding(where, utt_id, str(err), True)
+            return
+    for w in caught:
+        if issubclass(w.category, AudioConversionWarning):
+            yield Finding(where, utt_id, str(w.message), False)
+    actual = len(audio) / SAMPLE_RATE
+    if abs(actual - duration) > DURATION_TOLERANCE_S:
+        yield Finding(where, utt_id, f"duration says {duration:.2f} s but {audio_path} lasts {actual:.2f} s", True)

@@ -1,0 +1,148 @@
+"""Streaming speech batches from a manifest: bounded memory, length buckets, log-mel features.
+
+The pipeline is ``manifest lines -> shuffle buffer -> length buckets -> batches -> audio -> features``.
+Only ``shuffle_buffer + bucket_size`` utterance *records* and one batch of audio are held at once,
+whatever the manifest's length. The order of batches is a pure function of (seed, epoch), so a
+resumed run can skip the first k batches without reading their audio.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import WhisperFeatureExtractor
+
+from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.data.degrade import add_noise, pink_noise, white_noise
+from voxdistill.data.manifest import Utterance, read_manifest
+
+
+def log_mel(feature_extractor: WhisperFeatureExtractor, audios: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, n_mels, frames) features exactly as the model's own feature extractor computes them
+    (the teacher-consistency rule: one function makes every feature voxdistill feeds a model)."""
+    return feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    batch_size: int = 8
+    bucket_size: int = 64  # utterances sorted by duration together; larger = less padding
+    shuffle_buffer: int = 256  # 0 = manifest order
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.bucket_size < self.batch_size or self.shuffle_buffer < 0:
+            raise ValueError(f"need batch_size >= 1, bucket_size >= batch_size, shuffle_buffer >= 0: {self}")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """On-the-fly training augmentation, drawn per utterance from (seed, epoch, id)."""
+
+    noise_probability: float = 0.5
+    snr_db: tuple[float, float] = (10.0, 30.0)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+
+    def apply(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.noise_probability:
+            noise_fn = white_noise if rng.random() < 0.5 else pink_noise
+            audio = add_noise(audio, noise_fn(len(audio), rng), float(rng.uniform(*self.snr_db)))
+        audio = audio * np.float32(10 ** (rng.uniform(*self.gain_db) / 20))
+        peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+        return (audio / peak * 0.99 if peak > 1.0 else audio).astype(np.float32)
+
+
+def shuffled(items: Iterable[Utterance], buffer_size: int, rng: np.random.Generator) -> Iterator[Utterance]:
+    """Approximate shuffle with a bounded buffer: each new item swaps out a random buffered one."""
+    if buffer_size <= 1:
+        yield from items
+        return
+    buffer: list[Utterance] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(buffer_size))
+        yield buffer[j]
+        buffer[j] = item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def length_bucketed_batches(items: Iterable[Utterance], batch_size: int, bucket_size: int,
+                            rng: np.random.Generator | None = None) -> Iterator[list[Utterance]]:
+    """Read ``bucket_size`` items, sort them by duration, cut into batches (padding stays small);
+    with ``rng``, the batches of a bucket come out in random order."""
+    bucket: list[Utterance] = []
+
+    def flush() -> Iterator[list[Utterance]]:
+        bucket.sort(key=lambda u: u.duration)
+        batches = [bucket[i : i + batch_size] for i in range(0, len(bucket), batch_size)]
+        order = rng.permutation(len(batches)) if rng is not None else range(len(batches))
+        for k in order:
+            yield batches[k]
+        bucket.clear()
+
+    for item in items:
+        bucket.append(item)
+        if len(bucket) == bucket_size:
+            yield from flush()
+    if bucket:
+        yield from flush()
+
+
+@dataclass
+class SpeechBatch:
+    ids: list[str]
+    input_features: torch.Tensor  # (B, n_mels, frames)
+    texts: list[str | None]
+    durations: list[float]
+
+
+class SpeechDataset(torch.utils.data.IterableDataset):
+    """Batches of log-mel features over a manifest. Under ``rank``/``world_size`` (distributed) and
+    DataLoader workers, batch k goes to shard ``k % (world_size * workers)``."""
+
+    def __init__(self, manifest: str | Path, feature_extractor: WhisperFeatureExtractor,
+                 batching: BatchingConfig = BatchingConfig(), augmentation: Augmentation | None = None,
+                 epoch: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1):
+        self.manifest = Path(manifest)
+        self.feature_extractor = feature_extractor
+        self.batching = batching
+        self.augmentation = augmentation
+        self.epoch = epoch
+        self.start_batch = start_batch  # batches of this epoch already consumed (resume)
+        self.rank, self.world_size = rank, world_size
+
+    def batch_plan(self) -> Iterator[list[Utterance]]:
+        """The epoch's batches as utterance records, no audio read: a pure function of (seed, epoch)."""
+        b = self.batching
+        rng = np.random.default_rng([b.seed, self.epoch])
+        items = read_manifest(self.manifest)
+        if b.shuffle_buffer:
+            items = shuffled(items, b.shuffle_buffer, rng)
+        return length_bucketed_batches(items, b.batch_size, b.bucket_size, rng if b.shuffle_buffer else None)
+
+    def __iter__(self) -> Iterator[SpeechBatch]:
+        worker = torch.utils.data.get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
+        shards, shard = self.world_size * workers, self.rank * workers + worker_id
+        manifest_dir = self.manifest.parent
+        for k, batch in enumerate(self.batch_plan()):
+            if k < self.start_batch or k % shards != shard:
+                continue
+            audios = [load_audio(u.audio_path(manifest_dir)) for u in batch]
+            if self.augmentation is not None:
+                audios = [self.augmentation.apply(a, self._utterance_rng(u)) for a, u in zip(audios, batch)]
+            yield SpeechBatch(
+                ids=[u.id for u in batch], input_features=log_mel(self.feature_extractor, audios),
+                texts=[u.text for u in batch], durations=[u.duration for u in batch],
+            )
+
+    def _utterance_rng(self, utt: Utterance) -> np.random.Generator:
+        return np.random.default_rng([self.batching.seed, self.epoch, zlib.crc32(utt.id.encode())])
