@@ -20,7 +20,7 @@ def test_empty_sides():
 
 def test_wer_is_corpus_level():
     # 1 error in 1 word and 0 errors in 4 words: 1/5, not the mean of 100% and 0%.
-    assert word_error_rate(["yes", "one two three four"], ["no", "one two three four"]) == pytest.approx(0.2)
+    assert word_error_rate(["yes", "red green blue white"], ["no", "red green blue white"]) == pytest.approx(0.2)
 
 
 def test_normalisation_ignores_case_and_punctuation():
@@ -35,3 +35,11 @@ def test_cer():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         word_error_rate(["a", "b"], ["a"])
+
+
+def test_english_normaliser_equates_style_variants():
+    from voxdistill.evaluation.normalize import normalize_english
+
+    assert normalize_english("Jonas ran forty-two kilometres.") == normalize_english("jonas ran 42 kilometers")
+    assert normalize_english("The COLOUR grey") == "the color gray"
+    assert word_error_rate(["It is twenty five degrees."], ["It's 25 degrees"]) == 0.0

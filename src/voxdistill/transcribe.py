@@ -6,15 +6,18 @@ same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from voxdistill.audio import split_windows
+from voxdistill.audio import load_audio, split_windows
 from voxdistill.data.dataset import log_mel as features_of
+from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.models.loading import Whisper
 
 
@@ -81,3 +84,19 @@ def transcribe_audio(
         for (i, _), ids in zip(batch, tokens):
             pieces[i].append(whisper.processor.tokenizer.decode(ids, skip_special_tokens=True).strip())
     return [" ".join(p for p in parts if p) for parts in pieces]
+
+
+def transcribe_manifest(
+    whisper: Whisper, manifest: str | Path, options: DecodingOptions = DecodingOptions(),
+    progress: bool = False,
+) -> Iterator[tuple[Utterance, str]]:
+    """(utterance, transcript) for every line of a manifest, streamed in batches of
+    ``options.batch_size`` utterances (memory does not grow with the manifest)."""
+    manifest = Path(manifest)
+    utterances = read_manifest(manifest)
+    bar = tqdm(desc=f"transcribe {manifest.name}", unit="utt", disable=not progress)
+    while batch := list(islice(utterances, options.batch_size)):
+        audios = [load_audio(u.audio_path(manifest.parent), long_audio="split") for u in batch]
+        yield from zip(batch, transcribe_audio(whisper, audios, options))
+        bar.update(len(batch))
+    bar.close()

@@ -160,11 +160,9 @@ def plan_corpus(preset: CorpusPreset, seed: int) -> list[UtteranceSpec]:
 
 
 def render_utterance(spec: UtteranceSpec, out_dir: Path) -> tuple[UtteranceSpec, float]:
-    """Synthesise and degrade one utterance into its file (skipped when the file exists).
-    Returns the spec and the duration in seconds."""
+    """Synthesise and degrade one utterance into its file. Returns the spec and the duration in
+    seconds."""
     path = out_dir / spec.relative_path()
-    if path.is_file():
-        return spec, sf.info(str(path)).duration
     speech = synthesize(spec.voice, spec.text)
     audio = apply_domain(get_domain(spec.domain), speech, np.random.default_rng(spec.noise_seed))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,10 +195,13 @@ def build_corpus(preset: CorpusPreset, out_dir: Path, seed: int = 0, jobs: int |
         raise SynthesisError(f"speech engines missing: {', '.join(missing)}; run scripts/setup.sh")
     specs = plan_corpus(preset, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = jobs or os.cpu_count() or 1
-    work = [(spec, out_dir) for spec in specs]
-    durations: dict[str, float] = {}
-    bar = tqdm(total=len(work), desc=f"corpus {preset.name}", unit="utt", disable=not progress)
+    # Files from an earlier build are reused as they are; only the rest is synthesised.
+    durations = {spec.id: sf.info(str(out_dir / spec.relative_path())).duration
+                 for spec in specs if (out_dir / spec.relative_path()).is_file()}
+    work = [(spec, out_dir) for spec in specs if spec.id not in durations]
+    jobs = min(jobs or os.cpu_count() or 1, max(len(work), 1))
+    bar = tqdm(total=len(specs), initial=len(durations), desc=f"corpus {preset.name}", unit="utt",
+               disable=not progress)
     if jobs == 1:
         results = map(_render_job, work)
     else:

@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from voxdistill.evaluation.normalize import normalize_english
+
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
 
 
@@ -58,12 +60,12 @@ def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> EditCoun
     return EditCounts(subs, dels, ins, len(reference))
 
 
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=basic_normalize) -> float:
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> float:
     total = _total(references, hypotheses, lambda s: normalize(s).split())
     return total.errors / max(total.reference_length, 1)
 
 
-def char_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=basic_normalize) -> float:
+def char_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> float:
     total = _total(references, hypotheses, lambda s: list(normalize(s)))
     return total.errors / max(total.reference_length, 1)
 
