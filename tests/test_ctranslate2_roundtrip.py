@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from voxdistill.audio import load_audio
 from voxdistill.models.loading import load_whisper, resolve_model_folder
-from voxdistill.transcribe import DecodingOptions, generate_tokens, log_mel, prompt_tokens
+from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
 
 # Relative error of one float16 rounding (2^-11), with room for values near the subnormal range.
 FP16_RTOL, FP16_ATOL = 2**-11, 1e-7
@@ -72,7 +72,8 @@ def test_greedy_tokens_match_ctranslate2(tiny_random_whisper, speech_dir, tmp_pa
     ct2_dir = ct2_convert(tiny_random_whisper, tmp_path / "ct2", "float32")
     whisper = load_whisper(str(ct2_dir))
     features = log_mel(whisper, [load_audio(speech_dir / "fox.wav")])
-    ours = generate_tokens(whisper, features, DecodingOptions(max_new_tokens=40))[0]
+    options = DecodingOptions(max_new_tokens=40, max_tokens_per_second=None)
+    ours = decode_tokens(whisper, encode(whisper, features), options, 30.0)[0]
 
     engine = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32")
     # CTranslate2's max_length counts differently from max_new_tokens; compare the common prefix,

@@ -45,6 +45,30 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
+    from voxdistill.transcribe import DecodingOptions
+
+    config = PseudoLabelConfig(
+        teacher=args.teacher, manifest=args.manifest, out=args.out,
+        decoding=DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
+                                 language=args.language, batch_size=args.batch_size),
+        top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
+        max_bad_audio=args.skip_bad_audio,
+    )
+    start = time.perf_counter()
+    summary = run_pseudo_label(config)
+    if summary is None:  # not rank 0 of a multi-process run
+        return 0
+    elapsed = time.perf_counter() - start
+    print(f"{summary.total} utterances, {summary.audio_seconds / 3600:.2f} h of audio: "
+          f"{summary.kept} kept, {summary.dropped} dropped by the WER filter, "
+          f"{summary.skipped} bad audio skipped")
+    print(f"pseudo-labels: {args.out / 'pseudo_labels.jsonl'}; metadata: {summary.metadata_path} "
+          f"({elapsed:.0f} s this run)")
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from voxdistill.models.loading import load_whisper
 
@@ -191,6 +215,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-seconds", type=float, default=30.0,
                        help="longest acceptable utterance (default 30, Whisper's window)")
     check.set_defaults(func=cmd_corpus_check)
+
+    p = sub.add_parser(
+        "pseudo-label", help="transcribe a manifest with the teacher, keeping its top-k distributions",
+        description="The teacher transcribes every utterance (batched, sorted by length), keeps the "
+                    "top-k log-probabilities along each transcript for offline distillation, and "
+                    "records its fingerprint. Work is committed in shards: run the same command "
+                    "again to resume. Runs on several processes under accelerate launch or torchrun.")
+    p.add_argument("--teacher", required=True, help=MODEL_HELP)
+    p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
+    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per utterance at most (default 224)")
+    p.add_argument("--language", default="en", help="language of multilingual teachers (default en)")
+    p.add_argument("--top-k", type=int, default=16,
+                   help="teacher log-probabilities kept per output token for offline KD; 0 keeps none (default 16)")
+    p.add_argument("--wer-threshold", type=float, default=None,
+                   help="where the manifest has reference text, drop utterances whose pseudo-label WER "
+                        "exceeds this (e.g. 0.3); the counts are reported")
+    p.add_argument("--shard-size", type=int, default=64, help="utterances committed together (default 64)")
+    p.add_argument("--skip-bad-audio", type=int, default=0, metavar="N",
+                   help="skip up to N unreadable audio files, logged by id (default 0: stop at the first)")
+    p.set_defaults(func=cmd_pseudo_label)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

@@ -6,6 +6,7 @@ same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -14,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+from transformers.modeling_outputs import BaseModelOutput
 
-from voxdistill.audio import load_audio, split_windows
+from voxdistill.audio import SAMPLE_RATE, load_audio, split_windows
 from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.models.loading import Whisper
@@ -27,6 +29,16 @@ class DecodingOptions:
     max_new_tokens: int = 224  # per 30 s window; half the decoder's 448 positions, as Whisper does
     language: str = "en"  # used by multilingual models only
     batch_size: int = 8  # windows per forward pass
+    # Cap on decoding steps per second of audio (plus a margin of 10): speech runs at 3-5 tokens/s,
+    # so this only stops runaway repetition loops, which would otherwise stall a whole batch for
+    # max_new_tokens steps. None: max_new_tokens alone.
+    max_tokens_per_second: float | None = 8.0
+
+    def token_budget(self, audio_seconds: float) -> int:
+        """Decoding steps allowed for a batch whose longest clip lasts ``audio_seconds``."""
+        if self.max_tokens_per_second is None:
+            return self.max_new_tokens
+        return min(self.max_new_tokens, math.ceil(audio_seconds * self.max_tokens_per_second) + 10)
 
     def __post_init__(self):
         if self.num_beams < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
@@ -48,16 +60,21 @@ def log_mel(whisper: Whisper, windows: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate_tokens(whisper: Whisper, features: torch.Tensor, options: DecodingOptions) -> list[list[int]]:
-    """Text token ids (prompt and end-of-text removed) for each row of ``features``."""
+def encode(whisper: Whisper, features: torch.Tensor) -> BaseModelOutput:
+    """Encoder states (B, frames/2, d_model) for log-mel ``features`` (B, n_mels, frames)."""
+    return whisper.model.model.encoder(features.to(whisper.model.device, whisper.model.dtype))
+
+
+@torch.inference_mode()
+def decode_tokens(whisper: Whisper, encoder_outputs: BaseModelOutput, options: DecodingOptions,
+                  audio_seconds: float) -> list[list[int]]:
+    """Text token ids (prompt and end-of-text removed) decoded from encoder states of clips whose
+    longest lasts ``audio_seconds``."""
     kwargs = {"language": options.language, "task": "transcribe"} if whisper.multilingual else {}
-    features = features.to(whisper.model.device, whisper.model.dtype)
     out = whisper.model.generate(
-        features,
-        # Every window is padded to 30 s, so every frame counts; saying so silences a warning.
-        attention_mask=torch.ones(features.shape[0], features.shape[-1], dtype=torch.long),
+        encoder_outputs=encoder_outputs,
         num_beams=options.num_beams,
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=options.token_budget(audio_seconds),
         do_sample=False,
         return_timestamps=False,
         **kwargs,
@@ -65,6 +82,12 @@ def generate_tokens(whisper: Whisper, features: torch.Tensor, options: DecodingO
     eot = whisper.model.generation_config.eos_token_id
     special_start = whisper.model.generation_config.decoder_start_token_id
     return [[t for t in row.tolist() if t != eot and t < special_start] for row in out]
+
+
+def generate_tokens(whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions) -> list[list[int]]:
+    """Text token ids (prompt and end-of-text removed) for each clip (at most 30 s each)."""
+    longest = max(len(a) for a in audios) / SAMPLE_RATE
+    return decode_tokens(whisper, encode(whisper, log_mel(whisper, audios)), options, longest)
 
 
 def transcribe_audio(
@@ -80,7 +103,7 @@ def transcribe_audio(
     batches = range(0, len(windows), options.batch_size)
     for start in tqdm(batches, desc="transcribe", unit="batch", disable=not progress):
         batch = windows[start : start + options.batch_size]
-        tokens = generate_tokens(whisper, log_mel(whisper, [w for _, w in batch]), options)
+        tokens = generate_tokens(whisper, [w for _, w in batch], options)
         for (i, _), ids in zip(batch, tokens):
             pieces[i].append(whisper.processor.tokenizer.decode(ids, skip_special_tokens=True).strip())
     return [" ".join(p for p in parts if p) for parts in pieces]

@@ -1,0 +1,306 @@
+"""Pseudo-labelling: the teacher transcribes a manifest, keeps its top-k distributions, and records
+exactly which teacher and preprocessing produced them.
+
+Layout of an output folder:
+
+    run.json                    what identifies the run (teacher fingerprint, decoding, top-k,
+                                shard size, manifest hash); a restart with other settings is refused
+    shards/00000.jsonl          one line per utterance of manifest lines [0, shard_size)
+    shards/00000.safetensors    its top-k token ids and log-probabilities (see ``teacher.topk``)
+    pseudo_labels.jsonl         the merged manifest, in input order, WER-filtered
+    dropped.jsonl               utterances the WER filter dropped, with their WER
+    metadata.json               fingerprint, decoding and preprocessing settings, counts
+
+Work is committed shard by shard: the safetensors file first, then the jsonl, each written under a
+temporary name and renamed, so a shard's jsonl is its completion marker. A killed run started again
+with the same arguments skips finished shards; every utterance ends up exactly once.
+
+Under ``accelerate launch`` or ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process r takes the shards
+with index ≡ r (mod world size); rank 0 merges once all are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
+from voxdistill.errors import AudioError, VoxdistillError
+from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.teacher.topk import TopK, write_topk_shard
+from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
+
+
+class PseudoLabelError(VoxdistillError):
+    """The output folder belongs to another run, or too many files were bad."""
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    teacher: str  # model argument (bundled name, folder or hub id)
+    manifest: Path
+    out: Path
+    decoding: DecodingOptions = DecodingOptions()
+    top_k: int = 16  # teacher log-probs kept per output position; 0 keeps none
+    wer_threshold: float | None = None  # drop pseudo-labels whose WER vs the reference exceeds this
+    shard_size: int = 64  # utterances committed together
+    max_bad_audio: int = 0  # unreadable files to skip (logged by id) before giving up
+
+    def __post_init__(self):
+        if self.top_k < 0 or self.shard_size < 1 or self.max_bad_audio < 0:
+            raise ValueError(f"top_k >= 0, shard_size >= 1 and max_bad_audio >= 0 required: {self}")
+        if self.wer_threshold is not None and self.wer_threshold < 0:
+            raise ValueError(f"wer_threshold must be >= 0, got {self.wer_threshold}")
+
+
+@dataclass(frozen=True)
+class PseudoLabelSummary:
+    total: int
+    kept: int
+    dropped: int  # by the WER filter
+    skipped: int  # bad audio, skipped on request
+    audio_seconds: float
+    metadata_path: Path
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) from the environment that ``accelerate launch`` and ``torchrun`` set;
+    joins the process group (gloo: CPU-capable) when there is more than one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world_size > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size)
+    return rank, world_size
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        torch.distributed.barrier()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
+    return {
+        "teacher_fingerprint": whisper.fingerprint.digest,
+        "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
+        "top_k": config.top_k,
+        "shard_size": config.shard_size,
+        "manifest_sha256": _file_sha256(config.manifest),
+    }
+
+
+def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_size: int) -> None:
+    run_file = config.out / "run.json"
+    if rank == 0:
+        (config.out / "shards").mkdir(parents=True, exist_ok=True)
+        if not run_file.is_file():
+            _atomic_write_text(run_file, json.dumps(identity, indent=2))
+    _barrier(world_size)
+    existing = json.loads(run_file.read_text())
+    if existing != identity:
+        differing = sorted(k for k in identity if existing.get(k) != identity[k])
+        raise PseudoLabelError(
+            f"{config.out} holds pseudo-labels of another run (differs in: {', '.join(differing)}); "
+            f"use another --out or delete that folder"
+        )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def shards_of(manifest: Path, shard_size: int) -> Iterator[tuple[int, list[Utterance]]]:
+    utterances = read_manifest(manifest)
+    index = 0
+    while chunk := list(islice(utterances, shard_size)):
+        yield index, chunk
+        index += 1
+
+
+def shard_paths(out: Path, index: int) -> tuple[Path, Path]:
+    return out / "shards" / f"{index:05d}.jsonl", out / "shards" / f"{index:05d}.safetensors"
+
+
+@torch.inference_mode()
+def label_batch(whisper: Whisper, audios: list, options: DecodingOptions,
+                top_k: int) -> tuple[list[list[int]], list[TopK] | None]:
+    """Pseudo-label token ids per clip, and (for top_k > 0) the teacher's top-k log-probs at each
+    position that predicts a label token or the final end-of-text (len(tokens) + 1 rows per clip)."""
+    encoder_outputs = encode(whisper, log_mel(whisper, audios))
+    tokens = decode_tokens(whisper, encoder_outputs, options, max(len(a) for a in audios) / SAMPLE_RATE)
+    if top_k == 0:
+        return tokens, None
+    # One teacher-forced pass over prompt + tokens + <eot> gives the distributions along the labels.
+    prompt = prompt_tokens(whisper, options.language)
+    eot = whisper.model.generation_config.eos_token_id
+    sequences = [prompt + t + [eot] for t in tokens]
+    width = max(len(s) for s in sequences)
+    # Right padding is safe: the decoder is causal, so padding never changes earlier positions.
+    decoder_input_ids = torch.tensor([s + [eot] * (width - len(s)) for s in sequences])
+    logits = whisper.model(encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids).logits
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, width, vocab)
+    start = len(prompt) - 1  # the position after the last prompt token predicts the first label
+    kept = []
+    for row, t in zip(log_probs, tokens):
+        values, ids = row[start : start + len(t) + 1].topk(top_k, dim=-1)
+        kept.append(TopK(ids=ids.to(torch.int32), log_probs=values))
+    return tokens, kept
+
+
+def _label_shard(whisper: Whisper, chunk: list[Utterance], config: PseudoLabelConfig, manifest_dir: Path,
+                 progress: "_Progress", bad_audio: list[str]) -> tuple[list[dict], list[TopK]]:
+    options = config.decoding
+    records: dict[str, dict] = {}
+    topks: dict[str, TopK] = {}
+    # Sorted by duration: clips of a batch end at similar steps, so fewer wasted decoding steps.
+    ordered = sorted(chunk, key=lambda u: u.duration)
+    for start in range(0, len(ordered), options.batch_size):
+        batch, audios = [], []
+        for utt in ordered[start : start + options.batch_size]:
+            try:
+                audios.append(load_audio(utt.audio_path(manifest_dir)))
+                batch.append(utt)
+            except AudioError as err:
+                bad_audio.append(utt.id)
+                if len(bad_audio) > config.max_bad_audio:
+                    raise PseudoLabelError(
+                        f"{err} (bad files so far: {len(bad_audio)}; --skip-bad-audio allows {config.max_bad_audio})"
+                    ) from err
+                records[utt.id] = {"id": utt.id, "skipped": str(err)}
+        if batch:
+            tokens, batch_topk = label_batch(whisper, audios, options, config.top_k)
+            for i, (utt, t) in enumerate(zip(batch, tokens)):
+                text = whisper.processor.tokenizer.decode(t, skip_special_tokens=True).strip()
+                records[utt.id] = _label_record(utt, text, t)
+                if batch_topk is not None:
+                    topks[utt.id] = batch_topk[i]
+            progress.update(len(batch), sum(len(a) for a in audios) / SAMPLE_RATE)
+    # Back to manifest order; top-k rows are stored in the same order.
+    ordered_records = [records[u.id] for u in chunk]
+    return ordered_records, [topks[r["id"]] for r in ordered_records if r["id"] in topks]
+
+
+class _Progress:
+    """A progress bar in utterances/s that also shows the real-time factor (wall s / audio s)."""
+
+    def __init__(self, desc: str, enabled: bool):
+        self.bar = tqdm(desc=desc, unit="utt", disable=not enabled)
+        self.audio_seconds = 0.0
+        self.started = time.perf_counter()
+
+    def update(self, utterances: int, audio_seconds: float) -> None:
+        self.audio_seconds += audio_seconds
+        self.bar.update(utterances)
+        self.bar.set_postfix(rtf=f"{(time.perf_counter() - self.started) / self.audio_seconds:.3f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _label_record(utt: Utterance, text: str, tokens: list[int]) -> dict:
+    record = utt.to_json()
+    record.pop("text", None)
+    if utt.text is not None:
+        record["reference_text"] = utt.text
+    record["text"] = text
+    record["pseudo_label_tokens"] = tokens
+    if utt.text is not None:
+        record["pseudo_label_wer"] = round(word_error_rate([utt.text], [text]), 4)
+    return record
+
+
+def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
+    """Label every utterance of ``config.manifest`` into ``config.out`` (resuming a killed run).
+    Returns the summary on rank 0 and None on other ranks."""
+    rank, world_size = distributed_rank()
+    whisper = load_whisper(config.teacher)
+    identity = run_identity(config, whisper)
+    _claim_output(config, identity, rank, world_size)
+
+    manifest_dir = config.manifest.parent
+    bar = _Progress(f"pseudo-label (rank {rank})" if world_size > 1 else "pseudo-label", progress)
+    bad_audio: list[str] = []
+    for index, chunk in shards_of(config.manifest, config.shard_size):
+        jsonl_path, topk_path = shard_paths(config.out, index)
+        if index % world_size != rank or jsonl_path.is_file():
+            continue
+        records, topks = _label_shard(whisper, chunk, config, manifest_dir, bar, bad_audio)
+        if config.top_k:
+            write_topk_shard(topk_path, topks, config.top_k, fingerprint=identity["teacher_fingerprint"])
+            for row, record in enumerate(r for r in records if "skipped" not in r):
+                record["topk_shard"] = str(topk_path.relative_to(config.out))
+                record["topk_index"] = row
+        _atomic_write_text(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    bar.close()
+    _barrier(world_size)
+    if rank != 0:
+        return None
+    return merge_shards(config, whisper)
+
+
+def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSummary:
+    """Join finished shards, in manifest order, into ``pseudo_labels.jsonl``; apply the WER filter;
+    write ``metadata.json``."""
+    kept, dropped, skipped = [], [], 0
+    audio_seconds = 0.0
+    for index, _ in shards_of(config.manifest, config.shard_size):
+        jsonl_path, _ = shard_paths(config.out, index)
+        for line in jsonl_path.read_text().splitlines():
+            record = json.loads(line)
+            if "skipped" in record:
+                skipped += 1
+                continue
+            audio_seconds += record["duration"]
+            wer = record.get("pseudo_label_wer")
+            too_wrong = config.wer_threshold is not None and wer is not None and wer > config.wer_threshold
+            (dropped if too_wrong else kept).append(record)
+
+    # Shard paths in records are relative to the output folder; audio paths become absolute so
+    # that the pseudo-label manifest works from its new folder.
+    def as_utterances(records: list[dict]) -> Iterator[Utterance]:
+        manifest_dir = config.manifest.parent.resolve()
+        for r in records:
+            r = dict(r)
+            path = Path(r["audio_filepath"])
+            r["audio_filepath"] = str(path if path.is_absolute() else manifest_dir / path)
+            yield Utterance(id=r.pop("id"), audio_filepath=r.pop("audio_filepath"), duration=r.pop("duration"),
+                            text=r.pop("text"), domain=r.pop("domain", None), voice=r.pop("voice", None), extra=r)
+
+    write_manifest(config.out / "pseudo_labels.jsonl", as_utterances(kept))
+    write_manifest(config.out / "dropped.jsonl", as_utterances(dropped))
+    total = len(kept) + len(dropped) + skipped
+    metadata = {
+        "teacher": config.teacher,
+        "fingerprint": whisper.fingerprint.to_dict(),
+        "decoding": asdict(config.decoding),
+        "prompt_tokens": prompt_tokens(whisper, config.decoding.language),
+        "top_k": config.top_k,
+        "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
+        "wer_threshold": config.wer_threshold,
+        "manifest": str(config.manifest.resolve()),
+        "counts": {"total": total, "kept": len(kept), "dropped": len(dropped), "skipped_bad_audio": skipped},
+        "audio_hours": round(audio_seconds / 3600, 4),
+    }
+    metadata_path = config.out / "metadata.json"
+    _atomic_write_text(metadata_path, json.dumps(metadata, indent=2))
+    return PseudoLabelSummary(total, len(kept), len(dropped), skipped, audio_seconds, metadata_path)
