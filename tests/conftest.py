@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalG
 
 from voxdistill.data.tts import espeak_ng  # noqa: E402
 from voxdistill.models.loading import resolve_model_folder  # noqa: E402
+
+# Two processes through accelerate. On a machine without GPUs, `--multi_gpu` still starts the
+# processes (torchrun) and they train on the CPU over gloo; `--cpu` would start only one.
+ACCELERATE_2_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "-m", "voxdistill.cli"]
 
 # Sentences the tests speak (no digits, so that a plain normaliser suffices).
 SPEECH = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import SPEECH
+from tests.conftest import ACCELERATE_2_PROCESSES, SPEECH
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
@@ -147,13 +147,12 @@ def test_bad_audio_stops_the_run_unless_skipping_is_allowed(tiny_random_whisper,
 
 def test_two_processes_equal_one(tiny_random_whisper, manifest, straight_run, tmp_path):
     out = tmp_path / "ddp"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "voxdistill.cli"]
     result = subprocess.run(
-        launch + pseudo_label_args(tiny_random_whisper, manifest, out, "--shard-size", "2", "--batch-size", "2"),
+        ACCELERATE_2_PROCESSES + pseudo_label_args(tiny_random_whisper, manifest, out, "--shard-size", "2", "--batch-size", "2"),
         capture_output=True, text=True, env=os.environ.copy(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "pseudo-label (rank 1)" in result.stderr  # two processes really ran
     two, one = records(out), records(straight_run)
     assert [r["id"] for r in two] == [r["id"] for r in one]
     assert [r["pseudo_label_tokens"] for r in two] == [r["pseudo_label_tokens"] for r in one]

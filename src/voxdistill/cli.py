@@ -69,6 +69,46 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_student_init(args: argparse.Namespace) -> int:
+    from voxdistill.models.loading import load_whisper
+    from voxdistill.models.student import StudentSpec, build_student, parse_layers, save_student
+
+    teacher = load_whisper(args.teacher)
+    config = teacher.model.config
+    spec = StudentSpec(
+        encoder_layers=tuple(parse_layers(args.encoder_layers, config.encoder_layers)),
+        decoder_layers=tuple(parse_layers(args.decoder_layers, config.decoder_layers)),
+        d_model=args.d_model, ffn_dim=args.ffn_dim,
+    )
+    student, provenance = build_student(teacher.model, spec)
+    save_student(student, teacher.processor, provenance, teacher_source=args.teacher,
+                 teacher_fingerprint=teacher.fingerprint.digest, out=args.out)
+    params = sum(p.numel() for p in student.parameters())
+    teacher_params = sum(p.numel() for p in teacher.model.parameters())
+    print(f"student: {params / 1e6:.1f}M parameters ({params / teacher_params:.0%} of the teacher's "
+          f"{teacher_params / 1e6:.1f}M) -> {args.out}")
+    for key, value in provenance.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from voxdistill.config import load_config
+    from voxdistill.distill.config import DistillConfig
+    from voxdistill.distill.trainer import TrainingInterrupted, distill
+
+    config = load_config(DistillConfig, args.config, args.set)
+    try:
+        result = distill(config, steps_this_run=args.steps_this_run)
+    except TrainingInterrupted as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    best = "" if result.state.best_wer is None else \
+        f"; best dev WER {result.state.best_wer:.1%} at step {result.state.best_step}"
+    print(f"{result.state.step} steps -> {result.last_checkpoint}{best}")
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from voxdistill.models.loading import load_whisper
 
@@ -238,6 +278,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-audio", type=int, default=0, metavar="N",
                    help="skip up to N unreadable audio files, logged by id (default 0: stop at the first)")
     p.set_defaults(func=cmd_pseudo_label)
+
+    p = sub.add_parser("student", help="build students from a teacher's layers",
+                       description="Build a student Whisper from a teacher's own layers.")
+    student_sub = p.add_subparsers(dest="student_command", required=True, metavar="ACTION")
+    init = student_sub.add_parser(
+        "init", help="copy a subset of the teacher's layers (and optionally narrow them) into a student",
+        description="Copy the teacher's embeddings, front end and a subset of its encoder and "
+                    "decoder layers into a new Hugging Face Whisper folder that records where "
+                    "every layer came from. N picks N maximally spaced layers (first and last "
+                    "always kept); 0,5 picks layers 0 and 5.")
+    init.add_argument("--teacher", required=True, help=MODEL_HELP)
+    init.add_argument("--encoder-layers", required=True, metavar="N|I,J,...",
+                      help="encoder layers: a count or explicit 0-based indices")
+    init.add_argument("--decoder-layers", required=True, metavar="N|I,J,...",
+                      help="decoder layers: a count or explicit 0-based indices")
+    init.add_argument("--d-model", type=int, default=None,
+                      help="narrower residual width, initialised from the teacher's largest dimensions")
+    init.add_argument("--ffn-dim", type=int, default=None,
+                      help="narrower feed-forward width, initialised from the teacher's most important neurons")
+    init.add_argument("--out", type=Path, required=True, help="student folder (must not exist or be empty)")
+    init.set_defaults(func=cmd_student_init)
+
+    p = sub.add_parser(
+        "distill", help="train a student with cross-entropy and KL to the teacher",
+        description="Train a student from a YAML config (see configs/). Resumes from the run "
+                    "folder's latest checkpoint; SIGINT/SIGTERM save a checkpoint and stop. Runs on "
+                    "several processes under accelerate launch.")
+    p.add_argument("--config", type=Path, default=None, help="YAML run config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=1e-4 (repeatable)")
+    p.add_argument("--steps-this-run", type=int, default=None, metavar="N",
+                   help="stop after N steps with a checkpoint; the same command continues the run")
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

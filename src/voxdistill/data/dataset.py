@@ -98,10 +98,16 @@ def length_bucketed_batches(items: Iterable[Utterance], batch_size: int, bucket_
 
 @dataclass
 class SpeechBatch:
-    ids: list[str]
+    utterances: list[Utterance]  # the manifest records, extra fields included
     input_features: torch.Tensor  # (B, n_mels, frames)
-    texts: list[str | None]
-    durations: list[float]
+
+    @property
+    def ids(self) -> list[str]:
+        return [u.id for u in self.utterances]
+
+    @property
+    def texts(self) -> list[str | None]:
+        return [u.text for u in self.utterances]
 
 
 class SpeechDataset(torch.utils.data.IterableDataset):
@@ -139,10 +145,7 @@ class SpeechDataset(torch.utils.data.IterableDataset):
             audios = [load_audio(u.audio_path(manifest_dir)) for u in batch]
             if self.augmentation is not None:
                 audios = [self.augmentation.apply(a, self._utterance_rng(u)) for a, u in zip(audios, batch)]
-            yield SpeechBatch(
-                ids=[u.id for u in batch], input_features=log_mel(self.feature_extractor, audios),
-                texts=[u.text for u in batch], durations=[u.duration for u in batch],
-            )
+            yield SpeechBatch(utterances=batch, input_features=log_mel(self.feature_extractor, audios))
 
     def _utterance_rng(self, utt: Utterance) -> np.random.Generator:
         return np.random.default_rng([self.batching.seed, self.epoch, zlib.crc32(utt.id.encode())])

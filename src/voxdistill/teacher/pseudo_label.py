@@ -295,6 +295,7 @@ def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSumm
         "decoding": asdict(config.decoding),
         "prompt_tokens": prompt_tokens(whisper, config.decoding.language),
         "top_k": config.top_k,
+        "vocab_size": whisper.model.config.vocab_size,
         "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
         "wer_threshold": config.wer_threshold,
         "manifest": str(config.manifest.resolve()),

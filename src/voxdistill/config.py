@@ -1,0 +1,299 @@
+"""Run configs: YAML files mapped onto typed, frozen dataclasses, checked before any expensive work.
+
+Every key is checked against the dataclass fields (an unknown key is an error, with a suggestion),
+every value against its type hint, and each dataclass's own ``__post_init__`` checks what types
+cannot say. Field types: bool, int, float, str, Path, ``X | None``, ``Literal[...]``,
+``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[str, T]`` and nested dataclasses.
+Dataclasses must be defined at module level so that their string annotations resolve.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import os
+import re
+import tempfile
+import types
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from voxdistill.errors import VoxdistillError
+
+T = TypeVar("T")
+
+_KIND = {bool: "a bool (true or false)", int: "an int", float: "a float", str: "a string",
+         Path: "a path (a non-empty string)"}
+
+
+class ConfigError(VoxdistillError):
+    """A run config is invalid. ``problems`` holds one line per wrong key, each naming the key."""
+
+    def __init__(self, *problems: str):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (builds only plain data, never objects), plus two fixes for configs:
+    ``1e-4`` is a float, not the string YAML 1.1 makes of it, and a repeated key is an error
+    instead of silently keeping the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def from_dict(cls: type[T], data: dict, where: str = "") -> T:
+    """Build the dataclass ``cls`` from plain data (as read from YAML), checking every key and value.
+    ``where`` is the dotted key of ``data`` inside a larger config, used in messages.
+    Raises ConfigError listing every problem found."""
+    return _build(cls, data, where, None)
+
+
+def _build(cls, data, where: str, base):
+    """``base`` is the parent's default instance for this field, if any: keys the config leaves out
+    keep its values rather than the class defaults."""
+    if not isinstance(data, dict):
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}expected a mapping, got {_show(data)}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    problems = [_unknown_key(key, where, list(fields)) for key in data if key not in fields]
+    kwargs = {}
+    for name, field in fields.items():
+        key = _join(where, name)
+        default = getattr(base, name) if base is not None else _default(field)
+        if name not in data:
+            if default is dataclasses.MISSING:
+                problems.append(f"{key}: required ({_type_name(hints[name])})")
+            elif base is not None:
+                kwargs[name] = default
+            continue
+        try:
+            kwargs[name] = _convert(hints[name], data[name], key, default)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ConfigError(*problems)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from e
+
+
+def _convert(tp, value, where: str, default=dataclasses.MISSING):
+    origin, args = get_origin(tp), get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, default if isinstance(default, tp) else None)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]  # only `X | None` unions are supported
+        return _convert(inner, value, where, default)
+    if origin is Literal:
+        for choice in args:
+            if value == choice and type(value) is type(choice):
+                return choice
+        raise ConfigError(f"{where}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {_show(value)}")
+        if origin is tuple and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected a list of {len(args)} items, got {len(value)}")
+            item_types = args
+        else:
+            item_types = [args[0]] * len(value)
+        return origin(_convert(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(item_types, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: keys must be strings, got {_show(key)}")
+        return {key: _convert(args[1], v, f"{where}.{key}") for key, v in value.items()}
+    if tp not in _KIND:
+        raise TypeError(f"{where}: unsupported config field type {tp!r}")
+    if (tp is bool and isinstance(value, bool)) or (tp is str and isinstance(value, str)):
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)  # True is an int to Python
+    if tp is int and number and isinstance(value, int):
+        return value
+    if tp is float and number:
+        return float(value)
+    if tp is Path and isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise ConfigError(f"{where}: expected {_KIND[tp]}, got {_show(value)}")
+
+
+def to_dict(obj) -> dict:
+    """The inverse of from_dict: plain data (Paths as strings, tuples as lists) ready for YAML."""
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
+    """Apply ``dotted.key=value`` overrides (the CLI's ``--set``) to a copy of ``data``. Each value
+    is read as YAML, so ``1e-4``, ``true``, ``[0, 5]`` and ``null`` mean what they say.
+    Missing intermediate mappings are created; unknown keys are left for from_dict to report."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not equals or not all(parts):
+            raise ConfigError(f"override {item!r}: expected dotted.key=value, e.g. optim.lr=1e-4")
+        try:
+            value = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(e)}") from e
+        node = data
+        for depth, part in enumerate(parts[:-1], 1):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])} is {_show(node)}, "
+                                  "not a mapping")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: Iterable[str] = ()) -> T:
+    """Read a YAML config (``None``: start from the defaults), apply overrides, build ``cls``.
+    Raises ConfigError naming the file and every problem."""
+    data = {} if path is None else _read_yaml(Path(path))
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        if path is None:
+            raise
+        raise ConfigError(*(f"{path}: {problem}" for problem in e.problems)) from e
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror}") from e
+    try:
+        data = yaml.load(raw, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: invalid YAML: {_yaml_problem(e)}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings (key: value), "
+                          f"got a {type(data).__name__}")
+    return data
+
+
+def save_config(obj, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe_fields(cls) -> list[tuple[str, str, str]]:
+    """(dotted key, type, default as JSON or "required") for every leaf setting, for help texts."""
+    rows: list[tuple[str, str, str]] = []
+    _describe(cls, "", None, rows)
+    return rows
+
+
+def _describe(cls, prefix: str, base, rows: list) -> None:
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        key, tp = _join(prefix, field.name), hints[field.name]
+        default = getattr(base, field.name) if base is not None else _default(field)
+        if dataclasses.is_dataclass(tp):
+            _describe(tp, key, default if isinstance(default, tp) else None, rows)
+        else:
+            shown = "required" if default is dataclasses.MISSING else json.dumps(_plain(default))
+            rows.append((key, _type_name(tp), shown))
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _unknown_key(key, where: str, names: list[str]) -> str:
+    key = str(key)
+    match = difflib.get_close_matches(key, names, n=1)
+    if not match:  # difflib cannot see that `lr` abbreviates `learning_rate`
+        match = [n for n in names if _initials(n) == key or _initials(key) == n]
+    hint = f"did you mean {match[0]!r}?" if match else f"known keys: {', '.join(names)}"
+    return f"unknown key {_join(where, key)!r} ({hint})"
+
+
+def _initials(name: str) -> str:
+    return "".join(word[:1] for word in name.split("_")) if "_" in name else ""
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    return getattr(e, "problem", None) or str(e)
+
+
+def _type_name(tp) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is type(None):
+        return "None"
+    if origin is Literal:
+        return " | ".join(map(repr, args))
+    if origin in (Union, types.UnionType):
+        return " | ".join(map(_type_name, args))
+    if origin is None:
+        return tp.__name__
+    return f"{origin.__name__}[{', '.join('...' if a is Ellipsis else _type_name(a) for a in args)}]"
+
+
+def _show(value) -> str:
+    return "null" if value is None else f"{value!r} ({type(value).__name__})"
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

@@ -1,0 +1,137 @@
+"""Complete, atomic checkpoints of a distillation run.
+
+A checkpoint is a folder ``checkpoints/step-00000100/`` holding the student weights
+(``model.safetensors``), optimizer state (``optimizer.pt``, read back with ``weights_only=True``),
+the trainer state (step, data position, best WER, curriculum phase, as JSON), the RNG states of
+every process (``rng-<rank>.pt``), extra tensors such as a self-teacher (``extra.safetensors``), and
+the resolved config. It is written under a temporary name and renamed; ``COMPLETE`` is written last
+inside it, and a folder without it is never loaded. The last ``keep_last`` and the best by dev WER
+are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from voxdistill.config import save_config
+
+COMPLETE = "COMPLETE"
+
+
+@dataclass
+class TrainerState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batches_done: int = 0  # global batches of this epoch consumed (all processes)
+    best_wer: float | None = None
+    best_step: int | None = None
+    phase: str = "distill"  # curriculum phase (see distill.curriculum)
+    extra: dict = field(default_factory=dict)
+
+
+def checkpoint_dir(out: Path, step: int) -> Path:
+    return out / "checkpoints" / f"step-{step:08d}"
+
+
+def complete_checkpoints(out: Path) -> list[Path]:
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if (p / COMPLETE).is_file())
+
+
+def rng_state() -> dict:
+    """The global RNGs (Python, NumPy, torch) in a form ``torch.load(weights_only=True)`` reads."""
+    version, python_state, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached_gauss = np.random.get_state()
+    return {
+        "python": [version, list(python_state), gauss],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gauss],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+    keys, pos, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached_gauss))
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, optimizer_state: dict,
+                    config, extra_tensors: dict[str, torch.Tensor] | None = None,
+                    rng_states: list[dict] | None = None) -> Path:
+    """Write a checkpoint atomically and return its folder. ``rng_states``: one per process."""
+    final = checkpoint_dir(out, state.step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        save_model(model, str(tmp / "model.safetensors"))  # stores tied weights once
+        torch.save(optimizer_state, tmp / "optimizer.pt")
+        if extra_tensors:
+            save_file({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
+        for rank, rng in enumerate(rng_states or [rng_state()]):
+            torch.save(rng, tmp / f"rng-{rank}.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2))
+        save_config(config, tmp / "config.yaml")
+        (tmp / COMPLETE).write_text("")
+        if final.exists():  # a re-save of the same step (e.g. interrupted at a checkpoint step)
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+@dataclass
+class LoadedCheckpoint:
+    folder: Path
+    state: TrainerState
+    optimizer_state: dict
+    extra_tensors: dict[str, torch.Tensor]
+
+    def load_model_into(self, model: torch.nn.Module) -> None:
+        missing, unexpected = load_model(model, str(self.folder / "model.safetensors"))
+        if missing or unexpected:
+            raise RuntimeError(f"{self.folder}: checkpoint does not fit the model "
+                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    def rng(self, rank: int) -> dict | None:
+        path = self.folder / f"rng-{rank}.pt"
+        return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def load_checkpoint(folder: Path) -> LoadedCheckpoint:
+    extra = folder / "extra.safetensors"
+    return LoadedCheckpoint(
+        folder=folder,
+        state=TrainerState(**json.loads((folder / "trainer_state.json").read_text())),
+        optimizer_state=torch.load(folder / "optimizer.pt", weights_only=True),
+        extra_tensors=load_file(str(extra)) if extra.is_file() else {},
+    )
+
+
+def prune_checkpoints(out: Path, keep_last: int, best_step: int | None) -> None:
+    """Delete all but the newest ``keep_last`` complete checkpoints and the best one; also
+    leftovers of interrupted saves."""
+    complete = complete_checkpoints(out)
+    keep = set(complete[-keep_last:])
+    if best_step is not None:
+        keep.add(checkpoint_dir(out, best_step))
+    for folder in complete:
+        if folder not in keep:
+            shutil.rmtree(folder)
+    for leftover in (out / "checkpoints").glob(".step-*"):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,105 @@
+"""The distillation run config: YAML in (``voxdistill distill --config FILE --set key=value``),
+typed frozen dataclasses, validated before any model is loaded, saved resolved with the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from voxdistill.distill.losses import LossWeights
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_manifest: Path  # gold transcripts, or pseudo_labels.jsonl from `voxdistill pseudo-label`
+    dev_manifest: Path | None = None  # scored by WER every eval.every_steps
+    labels: Literal["text", "reference_text"] = "text"  # manifest field the CE term learns from
+    batch_size: int = 8  # utterances per micro-batch (per process)
+    bucket_size: int = 64  # utterances sorted by length together
+    shuffle_buffer: int = 256  # bounded shuffle of the streamed manifest
+    augment: bool = False  # on-the-fly noise and gain
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.bucket_size < self.batch_size:
+            raise ValueError("need batch_size >= 1 and bucket_size >= batch_size")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    # none: cross-entropy only. online: the teacher runs in the loop (full distributions).
+    # offline: the top-k cache written by `pseudo-label` (no teacher in memory).
+    mode: Literal["none", "online", "offline"] = "offline"
+    model: str | None = None  # online: the teacher; offline: optional, checked against the cache
+    pseudo_labels: Path | None = None  # pseudo-label folder; default: the train manifest's folder
+    allow_mismatch: bool = False  # distil although fingerprints differ (recorded in the run)
+
+    def __post_init__(self):
+        if self.mode == "online" and not self.model:
+            raise ValueError("mode online needs teacher.model")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    ce_weight: float = 1.0  # on the cross-entropy against the labels
+    kd_weight: float = 1.0  # on T² · KL(teacher ‖ student)
+    temperature: float = 2.0  # softens both distributions in the KL term
+
+    def weights(self) -> LossWeights:
+        return LossWeights(self.ce_weight, self.kd_weight, self.temperature)
+
+    def __post_init__(self):
+        self.weights()  # validates
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-4  # peak learning rate (AdamW)
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 50  # linear warm-up from 0
+    schedule: Literal["constant", "linear", "cosine"] = "linear"  # decay after warm-up
+    min_lr_ratio: float = 0.0  # the decay ends at lr · min_lr_ratio
+    max_steps: int = 500  # optimizer steps
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip_grad_norm: float | None = 1.0  # None: no clipping (the norm is still checked and logged)
+    freeze_encoder: bool = False  # train the decoder only
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast; fp16 needs a GPU
+
+    def __post_init__(self):
+        if self.lr <= 0 or self.max_steps < 1 or self.grad_accum < 1 or self.warmup_steps < 0:
+            raise ValueError("need lr > 0, max_steps >= 1, grad_accum >= 1, warmup_steps >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be within [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every_steps: int = 100  # dev WER this often (and at the end); 0 = only at the end
+    max_utterances: int | None = None  # score only the first N dev utterances (speed)
+    batch_size: int = 8
+    num_beams: int = 1
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every_steps: int = 100  # also at the end, and on SIGINT/SIGTERM
+    keep_last: int = 2  # the best-by-dev-WER checkpoint is always kept besides these
+
+    def __post_init__(self):
+        if self.every_steps < 1 or self.keep_last < 1:
+            raise ValueError("need every_steps >= 1 and keep_last >= 1")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    student: Path  # a Hugging Face Whisper folder, e.g. from `voxdistill student init`
+    out: Path  # run folder: checkpoints, logs, resolved config
+    data: DataConfig
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    seed: int = 0
+    log_every: int = 10  # steps between progress-bar and log lines (every step goes to the JSONL log)

@@ -1,0 +1,93 @@
+"""The teacher-consistency rule, enforced before training starts.
+
+The teacher that wrote the pseudo-labels must be the teacher behind the KL term: same weights,
+same preprocessing. Each pseudo-label folder records its teacher's fingerprint (metadata.json and
+every top-k shard); a run that would mix teachers stops with an error naming both fingerprints,
+unless ``teacher.allow_mismatch`` is set, in which case the mismatch is recorded in the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safetensors import safe_open
+
+from voxdistill.distill.config import DistillConfig
+from voxdistill.errors import VoxdistillError
+from voxdistill.models.fingerprint import preprocessing_config
+from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.teacher.topk import TopKCache
+
+
+class TeacherMismatchError(VoxdistillError):
+    """Pseudo-labels and KL targets would come from different teachers or preprocessing."""
+
+
+@dataclass
+class TeacherSource:
+    mode: str  # none | online | offline
+    whisper: Whisper | None = None  # online: the frozen teacher
+    topk_cache: TopKCache | None = None  # offline
+    fingerprint: str | None = None  # the teacher behind the KD term
+    mismatches: list[str] = field(default_factory=list)  # allowed mismatches, for the run record
+
+
+def pseudo_label_folder(config: DistillConfig) -> Path | None:
+    if config.teacher.pseudo_labels is not None:
+        return config.teacher.pseudo_labels
+    folder = config.data.train_manifest.parent
+    return folder if (folder / "metadata.json").is_file() else None
+
+
+def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vocab_size: int) -> TeacherSource:
+    tc = config.teacher
+    source = TeacherSource(mode=tc.mode)
+    folder = pseudo_label_folder(config)
+    metadata = json.loads((folder / "metadata.json").read_text()) if folder else None
+
+    def mismatch(message: str) -> None:
+        if not tc.allow_mismatch:
+            raise TeacherMismatchError(f"{message}; set teacher.allow_mismatch=true to distil anyway")
+        source.mismatches.append(message)
+
+    if tc.mode == "offline":
+        if metadata is None:
+            raise TeacherMismatchError(
+                "offline KD needs a pseudo-label folder (metadata.json and top-k shards): set "
+                "teacher.pseudo_labels, or train on the pseudo_labels.jsonl inside that folder")
+        if not metadata.get("top_k"):
+            raise TeacherMismatchError(f"{folder}: pseudo-labels were made with --top-k 0; offline KD needs top-k rows")
+        source.fingerprint = metadata["fingerprint"]["digest"]
+        for shard in sorted((folder / "shards").glob("*.safetensors")):
+            with safe_open(str(shard), framework="pt") as f:
+                digest = f.metadata().get("teacher_fingerprint")
+            if digest != source.fingerprint:
+                mismatch(f"top-k shard {shard} was written by teacher {digest}, metadata says {source.fingerprint}")
+        source.topk_cache = TopKCache(folder)
+        preprocessing = metadata["fingerprint"]["preprocessing"]
+        teacher_vocab = metadata.get("vocab_size")
+    if tc.model:
+        source.whisper = load_whisper(tc.model)  # frozen: eval mode, no gradients
+        digest = source.whisper.fingerprint.digest
+        if metadata is not None and metadata["fingerprint"]["digest"] != digest:
+            mismatch(f"pseudo-labels in {folder} were made by teacher {metadata['fingerprint']['digest']} "
+                     f"({metadata.get('teacher')}), but the KD teacher {tc.model} is {digest}")
+        if tc.mode == "online":
+            source.fingerprint = digest
+            preprocessing = source.whisper.fingerprint.preprocessing
+            teacher_vocab = source.whisper.model.config.vocab_size
+        elif tc.mode == "none":
+            source.whisper = None  # a teacher named in a CE-only run is only checked, never run
+    if tc.mode == "none":
+        return source
+
+    student_preprocessing = preprocessing_config(student_feature_extractor)
+    if student_preprocessing != preprocessing:
+        mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {preprocessing}")
+    if teacher_vocab is not None and teacher_vocab != student_vocab_size:
+        raise TeacherMismatchError(
+            f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "
+            f"a KL term needs the same vocabulary")
+    return source

@@ -1,0 +1,315 @@
+"""The distillation trainer: one loop for CE-only, online KD and offline KD, on one CPU process or
+many processes through ``accelerate``.
+
+Reliability, in the order a run meets it:
+- the config and the teacher-consistency rule are checked before any training;
+- a resumed run restores model, optimizer, step, data position (epoch, batches consumed), best
+  WER, curriculum phase and every process's RNG, so N straight steps equal k + (N − k) resumed;
+- the learning rate is a pure function of the step, so it needs no saved scheduler;
+- a non-finite loss or gradient norm stops the step before the optimizer update, naming the step
+  and the utterance ids; the last checkpoint is intact;
+- SIGINT/SIGTERM finish the current step, write a checkpoint and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+from voxdistill.config import save_config
+from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset
+from voxdistill.distill.batches import build_decoder_batch
+from voxdistill.distill.checkpoint import (
+    TrainerState, complete_checkpoints, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
+    set_rng_state,
+)
+from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.consistency import TeacherSource, resolve_teacher
+from voxdistill.distill.losses import LossParts, distillation_loss
+from voxdistill.distill.run_log import RunLog
+from voxdistill.errors import VoxdistillError
+from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.models.loading import Whisper
+from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
+
+
+class NonFiniteError(VoxdistillError):
+    """The loss or gradient norm is NaN or infinite; the step was not applied."""
+
+
+class TrainingInterrupted(VoxdistillError):
+    """SIGINT or SIGTERM arrived; a checkpoint of the finished step was written."""
+
+    def __init__(self, signum: int, checkpoint: Path):
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum} after saving {checkpoint}; run the same command to resume")
+
+
+def lr_factor(step: int, warmup_steps: int, max_steps: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate for optimizer step ``step`` (0-based): linear warm-up,
+    then constant, linear or cosine decay to ``min_ratio`` at ``max_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min((step - warmup_steps) / max(max_steps - warmup_steps, 1), 1.0)
+    decay = 1 - progress if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    return min_ratio + (1 - min_ratio) * decay
+
+
+@dataclass
+class TrainResult:
+    state: TrainerState
+    out: Path
+    last_checkpoint: Path
+    losses: list[float]  # total loss of every step this process ran
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    def __init__(self, config: DistillConfig):
+        self.config = config
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       mixed_precision=config.optim.mixed_precision)
+        set_seed(config.seed)
+        self.processor = WhisperProcessor.from_pretrained(config.student)
+        student = WhisperForConditionalGeneration.from_pretrained(config.student, dtype=torch.float32)
+        self.teacher: TeacherSource = resolve_teacher(config, self.processor.feature_extractor,
+                                                      student.config.vocab_size)
+        if config.optim.freeze_encoder:
+            student.model.encoder.requires_grad_(False)
+        self.prompt = prompt_tokens(Whisper(student, self.processor, str(config.student), config.student))
+        self.eot = student.generation_config.eos_token_id
+        self.max_length = student.config.max_target_positions
+        trainable = [p for p in student.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, betas=config.optim.betas,
+                                      weight_decay=config.optim.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(student, optimizer)
+        self.state = TrainerState()
+        self.log = RunLog(config.out, enabled=self.accelerator.is_main_process)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def student(self) -> WhisperForConditionalGeneration:
+        return self.accelerator.unwrap_model(self.model)
+
+    def resume(self) -> Path | None:
+        """Restore the latest complete checkpoint of ``config.out``, if there is one."""
+        checkpoints = complete_checkpoints(self.config.out)
+        if not checkpoints:
+            return None
+        loaded = load_checkpoint(checkpoints[-1])
+        loaded.load_model_into(self.student)
+        self.optimizer.load_state_dict(loaded.optimizer_state)
+        self.state = loaded.state
+        rng = loaded.rng(self.accelerator.process_index)
+        if rng is not None:
+            set_rng_state(rng)
+        return loaded.folder
+
+    def save(self) -> Path:
+        rngs = self.accelerator.gather_for_metrics([rng_state()], use_gather_object=True) \
+            if self.accelerator.num_processes > 1 else [rng_state()]
+        folder = None
+        if self.accelerator.is_main_process:
+            folder = save_checkpoint(self.config.out, self.state, self.student,
+                                     self.optimizer.state_dict(), self.config, rng_states=rngs)
+            prune_checkpoints(self.config.out, self.config.checkpoint.keep_last, self.state.best_step)
+        self.accelerator.wait_for_everyone()
+        return folder or Path(self.config.out) / "checkpoints"
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def _dataset(self, epoch: int, start_batch: int) -> SpeechDataset:
+        d = self.config.data
+        return SpeechDataset(
+            d.train_manifest, self.processor.feature_extractor,
+            BatchingConfig(d.batch_size, d.bucket_size, d.shuffle_buffer, self.config.seed),
+            augmentation=Augmentation() if d.augment else None, epoch=epoch, start_batch=start_batch,
+            rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
+        )
+
+    def _batches(self):
+        """Micro-batches forever, epoch after epoch, from the saved data position. Each epoch is cut
+        to a multiple of (processes × grad_accum) batches so every process takes equal steps."""
+        group = self.accelerator.num_processes * self.config.optim.grad_accum
+        while True:
+            usable = sum(1 for _ in self._dataset(self.state.epoch, 0).batch_plan()) // group * group
+            if usable == 0:
+                raise VoxdistillError(f"{self.config.data.train_manifest}: fewer batches than "
+                                      f"processes × grad_accum ({group}); lower data.batch_size")
+            start = self.state.batches_done
+            own = self._dataset(self.state.epoch, start)
+            for k, batch in zip(range(start, usable, self.accelerator.num_processes), own):
+                yield batch
+            self.state.epoch += 1
+            self.state.batches_done = 0
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def _loss(self, speech_batch) -> LossParts:
+        utts = speech_batch.utterances
+        batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
+                                    self.config.data.labels, self.teacher.topk_cache)
+        device = self.accelerator.device
+        features = speech_batch.input_features.to(device)
+        teacher_logits = None
+        if self.teacher.mode == "online":
+            with torch.inference_mode():
+                teacher_logits = self.teacher.whisper.model(
+                    input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
+            teacher_logits = teacher_logits.clone()  # leave inference mode: autograd may touch it
+        with self.accelerator.autocast():
+            logits = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
+        topk = None
+        if batch.topk_ids is not None and self.teacher.mode == "offline":
+            topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
+        return distillation_loss(logits, batch.labels.to(device), self.config.loss.weights(),
+                                 teacher_logits=teacher_logits, teacher_topk=topk)
+
+    def _check_finite(self, value: torch.Tensor, what: str, ids: list[str]) -> None:
+        finite = torch.tensor(float(torch.isfinite(value).all()), device=self.accelerator.device)
+        if self.accelerator.reduce(finite, reduction="sum").item() < self.accelerator.num_processes:
+            raise NonFiniteError(
+                f"non-finite {what} at step {self.state.step + 1} (batch of {', '.join(ids[:8])}"
+                f"{' …' if len(ids) > 8 else ''}); the step was not applied. The last checkpoint in "
+                f"{self.config.out / 'checkpoints'} is intact: lower optim.lr or check these utterances, then resume")
+
+    def train_step(self, batches) -> dict[str, float]:
+        o = self.config.optim
+        lr = o.lr * lr_factor(self.state.step, o.warmup_steps, o.max_steps, o.schedule, o.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        totals = {"total": 0.0, "ce": 0.0, "kd": 0.0}
+        ids: list[str] = []
+        for micro in range(o.grad_accum):
+            batch = next(batches)
+            ids += batch.ids
+            last = micro == o.grad_accum - 1
+            with nullcontext() if last else self.accelerator.no_sync(self.model):
+                parts = self._loss(batch)
+                self._check_finite(parts.total, "loss", batch.ids)
+                self.accelerator.backward(parts.total / o.grad_accum)
+            for key, value in parts.as_floats().items():
+                totals[key] += value / o.grad_accum
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), o.clip_grad_norm or float("inf"))
+        self._check_finite(grad_norm, "gradient norm", ids)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+        self.state.batches_done += self.accelerator.num_processes * o.grad_accum
+        metrics = {key: self._mean_over_processes(v) for key, v in totals.items()}
+        return metrics | {"lr": lr, "grad_norm": float(grad_norm)}
+
+    def _mean_over_processes(self, value: float) -> float:
+        if self.accelerator.num_processes == 1:
+            return value
+        t = torch.tensor(value, device=self.accelerator.device)
+        return self.accelerator.reduce(t, reduction="mean").item()
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def evaluate(self) -> float | None:
+        """Dev WER of the current student (main process), greedy, English-normalised."""
+        dev = self.config.data.dev_manifest
+        wer = None
+        if dev is not None and self.accelerator.is_main_process:
+            e = self.config.eval
+            student = Whisper(self.student, self.processor, "student", None)
+            self.student.eval()
+            refs, hyps = [], []
+            for utt, text in transcribe_manifest(student, dev, DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size)):
+                refs.append(utt.text or "")
+                hyps.append(text)
+                if e.max_utterances and len(refs) >= e.max_utterances:
+                    break
+            self.student.train()
+            wer = word_error_rate(refs, hyps)
+            if self.state.best_wer is None or wer < self.state.best_wer:
+                self.state.best_wer, self.state.best_step = wer, self.state.step
+        self.accelerator.wait_for_everyone()
+        return wer
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:
+        """Train to ``optim.max_steps``, or for at most ``steps_this_run`` steps (then checkpoint and
+        return; the same command continues later, e.g. on a preemptible machine)."""
+        c = self.config
+        resumed = self.resume()
+        stop_at = c.optim.max_steps if steps_this_run is None else min(c.optim.max_steps, self.state.step + steps_this_run)
+        if self.accelerator.is_main_process:
+            c.out.mkdir(parents=True, exist_ok=True)
+            save_config(c, c.out / "config.yaml")
+            (c.out / "run.json").write_text(json.dumps({
+                "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
+                "allowed_teacher_mismatches": self.teacher.mismatches,
+                "processes": self.accelerator.num_processes, "resumed_from": str(resumed) if resumed else None,
+            }, indent=2))
+        self.model.train()
+        batches = self._batches()
+        losses: list[float] = []
+        bar = tqdm(total=c.optim.max_steps, initial=self.state.step, desc="distill", unit="step",
+                   disable=not (progress and self.accelerator.is_main_process))
+        last = None
+        with _StopFlag() as stop:
+            while self.state.step < stop_at:
+                started = time.perf_counter()
+                metrics = self.train_step(batches)
+                losses.append(metrics["total"])
+                metrics["seconds"] = time.perf_counter() - started
+                bar.update()
+                if self.state.step % c.log_every == 0:
+                    bar.set_postfix(loss=f"{metrics['total']:.3f}", ce=f"{metrics['ce']:.3f}", kd=f"{metrics['kd']:.3f}")
+                done = self.state.step == c.optim.max_steps
+                if c.eval.every_steps and self.state.step % c.eval.every_steps == 0 or done:
+                    wer = self.evaluate()
+                    if wer is not None:
+                        metrics["dev_wer"] = wer
+                self.log.write(self.state.step, metrics | {"epoch": self.state.epoch})
+                pause = self.state.step == stop_at
+                if self.state.step % c.checkpoint.every_steps == 0 or pause or stop.signum is not None:
+                    last = self.save()
+                if stop.signum is not None and not done:
+                    bar.close()
+                    self.log.close()
+                    raise TrainingInterrupted(stop.signum, last)
+        bar.close()
+        self.log.close()
+        return TrainResult(self.state, c.out, last or complete_checkpoints(c.out)[-1], losses)
+
+
+def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:
+    return Trainer(config).run(progress, steps_this_run)
+

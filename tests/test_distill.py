@@ -1,0 +1,169 @@
+"""The distillation trainer on tiny random Whispers and real speech: exact resume in a subprocess,
+golden losses, the non-finite guard, teacher-mismatch refusal, two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import ACCELERATE_2_PROCESSES, make_tiny_whisper
+from tests.test_pseudo_label import speech_manifest
+from voxdistill.cli import main
+from voxdistill.config import from_dict
+from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.trainer import NonFiniteError, distill, lr_factor
+from voxdistill.models.loading import load_whisper
+from voxdistill.models.student import StudentSpec, build_student, save_student
+from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
+from voxdistill.transcribe import DecodingOptions
+
+GOLDEN = Path(__file__).parent / "golden" / "distill_tiny.json"
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_random_whisper, speech_dir, tmp_path_factory):
+    """Pseudo-labels of 12 utterances by the tiny random teacher (top-8 cache) and a 2+1-layer student."""
+    root = tmp_path_factory.mktemp("distill")
+    manifest = speech_manifest(speech_dir, root / "speech.jsonl", copies=4)
+    run_pseudo_label(PseudoLabelConfig(str(tiny_random_whisper), manifest, root / "pl",
+                                       DecodingOptions(batch_size=4, max_new_tokens=12), top_k=8, shard_size=4),
+                     progress=False)
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,)))
+    save_student(student, teacher.processor, provenance, str(tiny_random_whisper), teacher.fingerprint.digest,
+                 root / "student")
+    return root
+
+
+def config_dict(setup: Path, out: Path, **sections) -> dict:
+    base = {
+        "student": str(setup / "student"), "out": str(out), "seed": 7,
+        "data": {"train_manifest": str(setup / "pl" / "pseudo_labels.jsonl"), "batch_size": 2, "bucket_size": 4,
+                 "shuffle_buffer": 4},
+        "teacher": {"mode": "offline"},
+        "optim": {"max_steps": 6, "warmup_steps": 2, "lr": 1e-3},
+        "eval": {"every_steps": 0},
+        "checkpoint": {"every_steps": 100, "keep_last": 2},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value}
+    return base
+
+
+def write_config(data: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voxdistill.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy())
+
+
+def final_checkpoint(out: Path) -> Path:
+    return sorted((out / "checkpoints").glob("step-*"))[-1]
+
+
+def test_lr_schedule_is_a_pure_function_of_the_step():
+    assert [lr_factor(s, 2, 6, "linear", 0.0) for s in range(6)] == pytest.approx([0.5, 1, 1, 0.75, 0.5, 0.25])
+    assert lr_factor(5, 0, 10, "cosine", 0.1) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(99, 2, 6, "constant", 0.0) == 1.0
+
+
+def test_exact_resume_in_a_new_process(setup, tmp_path):
+    straight = write_config(config_dict(setup, tmp_path / "straight"), tmp_path / "straight.yaml")
+    split = write_config(config_dict(setup, tmp_path / "split"), tmp_path / "split.yaml")
+    assert cli("distill", "--config", str(straight)).returncode == 0
+    first = cli("distill", "--config", str(split), "--steps-this-run", "3")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert [p.name for p in (tmp_path / "split" / "checkpoints").glob("step-*")] == ["step-00000003"]
+    assert cli("distill", "--config", str(split)).returncode == 0
+
+    a, b = final_checkpoint(tmp_path / "straight"), final_checkpoint(tmp_path / "split")
+    assert a.name == b.name == "step-00000006"
+    model_a, model_b = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert all(torch.equal(model_a[k], model_b[k]) for k in model_a)
+    opt_a = torch.load(a / "optimizer.pt", weights_only=True)
+    opt_b = torch.load(b / "optimizer.pt", weights_only=True)
+    for key, state in opt_a["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(opt_b["state"][key][name])), (key, name)
+    rng_a, rng_b = torch.load(a / "rng-0.pt", weights_only=True), torch.load(b / "rng-0.pt", weights_only=True)
+    assert torch.equal(rng_a["torch"], rng_b["torch"]) and rng_a["python"] == rng_b["python"]
+    state_a, state_b = (json.loads((c / "trainer_state.json").read_text()) for c in (a, b))
+    assert state_a == state_b and (state_a["epoch"], state_a["batches_done"]) != (0, 0)
+    log_a = [json.loads(x)["total"] for x in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x)["total"] for x in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert log_a == log_b
+
+
+def test_golden_first_losses(setup, tmp_path):
+    """With a fixed seed the first losses of this tiny run are stored; a change needs a commit
+    saying why (regenerate with VOXDISTILL_UPDATE_GOLDEN=1)."""
+    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "run", optim={"max_steps": 4}))
+    losses = distill(config, progress=False).losses
+    if os.environ.get("VOXDISTILL_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps({"losses": losses}, indent=2) + "\n")
+    golden = json.loads(GOLDEN.read_text())["losses"]
+    assert losses == pytest.approx(golden, rel=1e-5)
+    assert losses[-1] < losses[0]  # and it learns
+
+
+def test_non_finite_loss_stops_before_the_update(setup, tmp_path):
+    broken = tmp_path / "broken-student"
+    student = load_whisper(str(setup / "student"), frozen=False)
+    with torch.no_grad():
+        student.model.model.decoder.layer_norm.weight[0] = float("nan")
+    student.model.save_pretrained(broken)
+    student.processor.save_pretrained(broken)
+    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "run") | {"student": str(broken)})
+    with pytest.raises(NonFiniteError, match=r"non-finite loss at step 1 \(batch of .+-\d\); the step was not applied"):
+        distill(config, progress=False)
+    assert not list((tmp_path / "run" / "checkpoints").glob("step-*")) if (tmp_path / "run" / "checkpoints").exists() else True
+
+
+def test_teacher_mismatch_is_refused_through_the_cli(setup, tmp_path, tiny_en_folder, capsys):
+    other = make_tiny_whisper(tmp_path / "other-teacher", tiny_en_folder, seed=1)
+    path = write_config(config_dict(setup, tmp_path / "run", teacher={"mode": "online", "model": str(other)}),
+                        tmp_path / "c.yaml")
+    assert main(["distill", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    made_by = json.loads((setup / "pl" / "metadata.json").read_text())["fingerprint"]["digest"]
+    assert f"made by teacher {made_by}" in err and load_whisper(str(other)).fingerprint.digest in err
+    assert "teacher.allow_mismatch=true" in err
+    assert main(["distill", "--config", str(path), "--set", "teacher.allow_mismatch=true",
+                 "--set", "optim.max_steps=1"]) == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["teacher_mode"] == "online" and "made by teacher" in run["allowed_teacher_mismatches"][0]
+
+
+def test_bad_config_fails_before_training(setup, tmp_path, capsys):
+    path = write_config(config_dict(setup, tmp_path / "run", optim={"learning_rate": 1}), tmp_path / "c.yaml")
+    assert main(["distill", "--config", str(path)]) == 2
+    assert "unknown key 'optim.learning_rate'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_two_processes_equal_one_with_gradient_accumulation(setup, tmp_path):
+    """DDP over 2 processes (gloo) at batch 2 == one process accumulating 2 micro-batches of 2."""
+    one = write_config(config_dict(setup, tmp_path / "one", optim={"max_steps": 3, "grad_accum": 2}),
+                       tmp_path / "one.yaml")
+    two = write_config(config_dict(setup, tmp_path / "two", optim={"max_steps": 3}), tmp_path / "two.yaml")
+    assert cli("distill", "--config", str(one)).returncode == 0
+    result = subprocess.run(ACCELERATE_2_PROCESSES + ["distill", "--config", str(two)],
+                            capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr[-3000:]
+    a = load_file(str(final_checkpoint(tmp_path / "one") / "model.safetensors"))
+    b = load_file(str(final_checkpoint(tmp_path / "two") / "model.safetensors"))
+    for key in a:
+        # Summation order differs (all-reduce vs accumulation); Adam turns that into ~1e-6 steps.
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert len(list(final_checkpoint(tmp_path / "two").glob("rng-*.pt"))) == 2
