@@ -167,3 +167,11 @@ def test_two_processes_equal_one_with_gradient_accumulation(setup, tmp_path):
         # Summation order differs (all-reduce vs accumulation); Adam turns that into ~1e-6 steps.
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     assert len(list(final_checkpoint(tmp_path / "two").glob("rng-*.pt"))) == 2
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_recipes_are_valid_configs(recipe):
+    from voxdistill.config import load_config
+
+    config = load_config(DistillConfig, recipe)
+    assert config.optim.max_steps > 0
