@@ -175,3 +175,30 @@ def test_recipes_are_valid_configs(recipe):
 
     config = load_config(DistillConfig, recipe)
     assert config.optim.max_steps > 0
+
+
+def askd_sections():
+    return dict(loss={"kd_weight": 1.0, "kd_decay": {"kind": "linear", "floor": 0.2, "decay_steps": 3}},
+                self_distill={"start_step": 3, "teacher": "ema", "ema_decay": 0.5, "kd_weight": 0.5})
+
+
+def test_askd_phases_are_logged_and_resume_in_phase_2_keeps_the_self_teacher(setup, tmp_path):
+    straight = write_config(config_dict(setup, tmp_path / "straight", **askd_sections()), tmp_path / "s.yaml")
+    split = write_config(config_dict(setup, tmp_path / "split", **askd_sections()), tmp_path / "p.yaml")
+    assert cli("distill", "--config", str(straight)).returncode == 0
+    log = [json.loads(x) for x in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in log] == [1, 1, 1, 2, 2, 2]
+    assert [r["active_teacher"] for r in log] == ["offline"] * 3 + ["ema"] * 3
+    assert [r["kd_weight"] for r in log] == pytest.approx([1.0, 1.0 - 0.8 / 3, 1.0 - 1.6 / 3, 0.5, 0.5, 0.5])
+
+    # Stop inside phase 2 (after step 4), resume in a new process: same self-teacher, same result.
+    assert cli("distill", "--config", str(split), "--steps-this-run", "4").returncode == 0
+    paused = final_checkpoint(tmp_path / "split")
+    state = json.loads((paused / "trainer_state.json").read_text())
+    assert state["phase"] == "self-distill" and state["extra"]["self_teacher"]["from_step"] == 3
+    assert (paused / "self_teacher.safetensors").is_file()
+    assert cli("distill", "--config", str(split)).returncode == 0
+    a, b = final_checkpoint(tmp_path / "straight"), final_checkpoint(tmp_path / "split")
+    for name in ("model.safetensors", "self_teacher.safetensors"):
+        x, y = load_file(str(a / name)), load_file(str(b / name))
+        assert all(torch.equal(x[k], y[k]) for k in x), name

@@ -71,7 +71,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, optimizer_state: dict,
                     config, extra_tensors: dict[str, torch.Tensor] | None = None,
-                    rng_states: list[dict] | None = None) -> Path:
+                    rng_states: list[dict] | None = None, self_teacher: torch.nn.Module | None = None) -> Path:
     """Write a checkpoint atomically and return its folder. ``rng_states``: one per process."""
     final = checkpoint_dir(out, state.step)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +79,8 @@ def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, opti
     try:
         save_model(model, str(tmp / "model.safetensors"))  # stores tied weights once
         torch.save(optimizer_state, tmp / "optimizer.pt")
+        if self_teacher is not None:
+            save_model(self_teacher, str(tmp / "self_teacher.safetensors"))
         if extra_tensors:
             save_file({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
         for rank, rng in enumerate(rng_states or [rng_state()]):
@@ -102,11 +104,14 @@ class LoadedCheckpoint:
     optimizer_state: dict
     extra_tensors: dict[str, torch.Tensor]
 
-    def load_model_into(self, model: torch.nn.Module) -> None:
-        missing, unexpected = load_model(model, str(self.folder / "model.safetensors"))
+    def load_model_into(self, model: torch.nn.Module, name: str = "model.safetensors") -> None:
+        missing, unexpected = load_model(model, str(self.folder / name))
         if missing or unexpected:
             raise RuntimeError(f"{self.folder}: checkpoint does not fit the model "
                                f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    def load_self_teacher_into(self, model: torch.nn.Module) -> None:
+        self.load_model_into(model, "self_teacher.safetensors")
 
     def rng(self, rank: int) -> dict | None:
         path = self.folder / f"rng-{rank}.pt"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from voxdistill.distill.curriculum import KDDecay, SelfDistillConfig
 from voxdistill.distill.losses import LossWeights
 
 
@@ -42,11 +43,12 @@ class TeacherConfig:
 @dataclass(frozen=True)
 class LossConfig:
     ce_weight: float = 1.0  # on the cross-entropy against the labels
-    kd_weight: float = 1.0  # on T² · KL(teacher ‖ student)
+    kd_weight: float = 1.0  # on T² · KL(teacher ‖ student), at step 0
     temperature: float = 2.0  # softens both distributions in the KL term
+    kd_decay: KDDecay = field(default_factory=KDDecay)  # ASKD phase 1: how kd_weight decays
 
-    def weights(self) -> LossWeights:
-        return LossWeights(self.ce_weight, self.kd_weight, self.temperature)
+    def weights(self, kd_weight: float | None = None) -> LossWeights:
+        return LossWeights(self.ce_weight, self.kd_weight if kd_weight is None else kd_weight, self.temperature)
 
     def __post_init__(self):
         self.weights()  # validates
@@ -75,7 +77,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    every_steps: int = 100  # dev WER this often (and at the end); 0 = only at the end
+    every_steps: int = 100  # dev WER this often, before the first step and at the end; 0 = only at the end
     max_utterances: int | None = None  # score only the first N dev utterances (speed)
     batch_size: int = 8
     num_beams: int = 1
@@ -101,5 +103,11 @@ class DistillConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)  # ASKD phase 2
     seed: int = 0
     log_every: int = 10  # steps between progress-bar and log lines (every step goes to the JSONL log)
+
+    def __post_init__(self):
+        start = self.self_distill.start_step
+        if start is not None and start >= self.optim.max_steps:
+            raise ValueError(f"self_distill.start_step ({start}) must be below optim.max_steps ({self.optim.max_steps})")

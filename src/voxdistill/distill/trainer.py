@@ -13,6 +13,7 @@ Reliability, in the order a run meets it:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -36,10 +37,12 @@ from voxdistill.distill.checkpoint import (
 )
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
-from voxdistill.distill.losses import LossParts, distillation_loss
+from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
+from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.loading import Whisper
 from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
 
@@ -116,6 +119,7 @@ class Trainer:
                                       weight_decay=config.optim.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(student, optimizer)
         self.state = TrainerState()
+        self.self_teacher: WhisperForConditionalGeneration | None = None  # ASKD phase 2
         self.log = RunLog(config.out, enabled=self.accelerator.is_main_process)
 
     # -- state ------------------------------------------------------------------------------------
@@ -133,6 +137,9 @@ class Trainer:
         loaded.load_model_into(self.student)
         self.optimizer.load_state_dict(loaded.optimizer_state)
         self.state = loaded.state
+        if self.state.phase == PHASE_SELF:
+            self.self_teacher = self._frozen_copy()
+            loaded.load_self_teacher_into(self.self_teacher)
         rng = loaded.rng(self.accelerator.process_index)
         if rng is not None:
             set_rng_state(rng)
@@ -144,7 +151,8 @@ class Trainer:
         folder = None
         if self.accelerator.is_main_process:
             folder = save_checkpoint(self.config.out, self.state, self.student,
-                                     self.optimizer.state_dict(), self.config, rng_states=rngs)
+                                     self.optimizer.state_dict(), self.config, rng_states=rngs,
+                                     self_teacher=self.self_teacher)
             prune_checkpoints(self.config.out, self.config.checkpoint.keep_last, self.state.best_step)
         self.accelerator.wait_for_everyone()
         return folder or Path(self.config.out) / "checkpoints"
@@ -178,24 +186,45 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------------
 
-    def _loss(self, speech_batch) -> LossParts:
+    # -- ASKD phase 2 ----------------------------------------------------------------------------
+
+    def _frozen_copy(self) -> WhisperForConditionalGeneration:
+        model = copy.deepcopy(self.student)
+        model.eval()
+        model.requires_grad_(False)
+        return model
+
+    def _start_self_distillation(self) -> None:
+        """At the phase boundary the student's present self becomes its teacher (a snapshot, or the
+        starting point of its EMA), fingerprinted like any teacher."""
+        self.self_teacher = self._frozen_copy()
+        self.state.phase = PHASE_SELF
+        sd = self.config.self_distill
+        self.state.extra["self_teacher"] = {
+            "kind": sd.teacher, "from_step": self.state.step, "ema_decay": sd.ema_decay if sd.teacher == "ema" else None,
+            "fingerprint_at_start": weights_sha256(self.self_teacher)[:16],
+        }
+
+    def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
         utts = speech_batch.utterances
         batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
                                     self.config.data.labels, self.teacher.topk_cache)
         device = self.accelerator.device
         features = speech_batch.input_features.to(device)
         teacher_logits = None
-        if self.teacher.mode == "online":
+        online_teacher = self.self_teacher if self.state.phase == PHASE_SELF else (
+            self.teacher.whisper.model if self.teacher.mode == "online" else None)
+        if online_teacher is not None and weights.kd_weight > 0:
             with torch.inference_mode():
-                teacher_logits = self.teacher.whisper.model(
+                teacher_logits = online_teacher(
                     input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
             teacher_logits = teacher_logits.clone()  # leave inference mode: autograd may touch it
         with self.accelerator.autocast():
             logits = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
         topk = None
-        if batch.topk_ids is not None and self.teacher.mode == "offline":
+        if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
             topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
-        return distillation_loss(logits, batch.labels.to(device), self.config.loss.weights(),
+        return distillation_loss(logits, batch.labels.to(device), weights,
                                  teacher_logits=teacher_logits, teacher_topk=topk)
 
     def _check_finite(self, value: torch.Tensor, what: str, ids: list[str]) -> None:
@@ -206,8 +235,18 @@ class Trainer:
                 f"{' …' if len(ids) > 8 else ''}); the step was not applied. The last checkpoint in "
                 f"{self.config.out / 'checkpoints'} is intact: lower optim.lr or check these utterances, then resume")
 
+    def loss_weights(self) -> LossWeights:
+        """This step's weights: the decaying teacher weight in phase 1, the self-teacher's in phase 2."""
+        loss = self.config.loss
+        if self.state.phase == PHASE_SELF:
+            return loss.weights(self.config.self_distill.kd_weight)
+        return loss.weights(kd_weight_at(loss.kd_weight, loss.kd_decay, self.state.step))
+
     def train_step(self, batches) -> dict[str, float]:
         o = self.config.optim
+        if phase_at(self.config.self_distill, self.state.step) == PHASE_SELF and self.self_teacher is None:
+            self._start_self_distillation()
+        weights = self.loss_weights()
         lr = o.lr * lr_factor(self.state.step, o.warmup_steps, o.max_steps, o.schedule, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -218,7 +257,7 @@ class Trainer:
             ids += batch.ids
             last = micro == o.grad_accum - 1
             with nullcontext() if last else self.accelerator.no_sync(self.model):
-                parts = self._loss(batch)
+                parts = self._loss(batch, weights)
                 self._check_finite(parts.total, "loss", batch.ids)
                 self.accelerator.backward(parts.total / o.grad_accum)
             for key, value in parts.as_floats().items():
@@ -227,10 +266,14 @@ class Trainer:
         self._check_finite(grad_norm, "gradient norm", ids)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.self_teacher is not None and self.config.self_distill.teacher == "ema":
+            ema_update(dict(self.self_teacher.named_parameters()), self.student, self.config.self_distill.ema_decay)
         self.state.step += 1
         self.state.batches_done += self.accelerator.num_processes * o.grad_accum
         metrics = {key: self._mean_over_processes(v) for key, v in totals.items()}
-        return metrics | {"lr": lr, "grad_norm": float(grad_norm)}
+        teacher = self.config.self_distill.teacher if self.state.phase == PHASE_SELF else self.teacher.mode
+        return metrics | {"lr": lr, "grad_norm": float(grad_norm), "kd_weight": weights.kd_weight,
+                          "phase": 2 if self.state.phase == PHASE_SELF else 1, "active_teacher": teacher}
 
     def _mean_over_processes(self, value: float) -> float:
         if self.accelerator.num_processes == 1:
@@ -277,6 +320,12 @@ class Trainer:
                 "allowed_teacher_mismatches": self.teacher.mismatches,
                 "processes": self.accelerator.num_processes, "resumed_from": str(resumed) if resumed else None,
             }, indent=2))
+        if self.state.step == 0 and c.data.dev_manifest is not None and c.eval.every_steps:
+            # The starting point of the dev-WER curve: the freshly built student.
+            wer = self.evaluate()
+            if wer is not None:
+                self.log.write(0, {"dev_wer": wer})
+            self.state.best_wer = self.state.best_step = None  # step 0 has no checkpoint to keep
         self.model.train()
         batches = self._batches()
         losses: list[float] = []
