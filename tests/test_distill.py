@@ -103,6 +103,10 @@ def test_exact_resume_in_a_new_process(setup, tmp_path):
     log_a = [json.loads(x)["total"] for x in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     log_b = [json.loads(x)["total"] for x in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
     assert log_a == log_b
+    # The trained student is a Hugging Face folder that records where it came from.
+    for run in ("straight", "split"):
+        record = json.loads((tmp_path / run / "model" / "student.json").read_text())
+        assert record["decoder_layers"] == [1] and record["distilled"]["steps"] == 6
 
 
 def test_golden_first_losses(setup, tmp_path):

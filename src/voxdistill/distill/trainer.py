@@ -16,7 +16,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
 import signal
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.loading import Whisper
+from voxdistill.models.student import STUDENT_FILE
 from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
 
 
@@ -74,7 +78,7 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, schedule: str, min_r
 @dataclass
 class TrainResult:
     state: TrainerState
-    out: Path
+    out: Path  # the run folder; the trained student is out/model once max_steps is reached
     last_checkpoint: Path
     losses: list[float]  # total loss of every step this process ran
 
@@ -356,7 +360,29 @@ class Trainer:
                     raise TrainingInterrupted(stop.signum, last)
         bar.close()
         self.log.close()
+        if self.state.step == c.optim.max_steps:
+            self.export_final()
         return TrainResult(self.state, c.out, last or complete_checkpoints(c.out)[-1], losses)
+
+    def export_final(self) -> Path:
+        """The trained student as a Hugging Face folder, ``out/model`` (what ``transformers.pipeline``,
+        ``evaluate`` and ``export`` take), with its provenance (``student.json``) carried over."""
+        final = self.config.out / "model"
+        if self.accelerator.is_main_process:
+            tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.config.out))
+            self.student.save_pretrained(tmp)
+            self.processor.save_pretrained(tmp)
+            provenance = self.config.student / STUDENT_FILE
+            if provenance.is_file():
+                record = json.loads(provenance.read_text())
+                record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,
+                                       "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint}
+                (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2))
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        self.accelerator.wait_for_everyone()
+        return final
 
 
 def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:
