@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -113,6 +113,8 @@ class Trainer:
         student = WhisperForConditionalGeneration.from_pretrained(config.student, dtype=torch.float32)
         self.teacher: TeacherSource = resolve_teacher(config, self.processor.feature_extractor,
                                                       student.config.vocab_size)
+        if self.teacher.whisper is not None:
+            self.teacher.whisper.model.to(self.accelerator.device)
         if config.optim.freeze_encoder:
             student.model.encoder.requires_grad_(False)
         self.prompt = prompt_tokens(Whisper(student, self.processor, str(config.student), config.student))
@@ -150,8 +152,7 @@ class Trainer:
         return loaded.folder
 
     def save(self) -> Path:
-        rngs = self.accelerator.gather_for_metrics([rng_state()], use_gather_object=True) \
-            if self.accelerator.num_processes > 1 else [rng_state()]
+        rngs = gather_object([rng_state()]) if self.accelerator.num_processes > 1 else [rng_state()]
         folder = None
         if self.accelerator.is_main_process:
             folder = save_checkpoint(self.config.out, self.state, self.student,
