@@ -43,7 +43,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="voxdistill-distill-bench-"))
     utts = [u for u in islice(read_manifest(args.corpus / "train.jsonl"), args.utterances)]
     manifest = work / "subset.jsonl"
-    write_manifest(manifest, [u.__class__(**{**u.__dict__, "audio_filepath": str(u.audio_path(args.corpus))}) for u in utts])
+    write_manifest(manifest, [u.resolved(args.corpus) for u in utts])
     run_pseudo_label(PseudoLabelConfig(TEACHER, manifest, work / "pseudo", DecodingOptions(batch_size=8)), progress=False)
 
     teacher = load_whisper(TEACHER)

@@ -71,7 +71,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="voxdistill-pl-bench-"))
     utts = list(islice(read_manifest(args.corpus / "train.jsonl"), args.utterances))
     manifest = work / "subset.jsonl"
-    write_manifest(manifest, [u.__class__(**{**u.__dict__, "audio_filepath": str(u.audio_path(args.corpus))}) for u in utts])
+    write_manifest(manifest, [u.resolved(args.corpus) for u in utts])
     audio_s = sum(u.duration for u in utts)
     print(f"{len(utts)} utterances of the demo train split, {audio_s:.0f} s of audio, "
           f"{torch.get_num_threads()} threads, greedy, top-k 16")

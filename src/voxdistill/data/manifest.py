@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from voxdistill.errors import VoxdistillError
@@ -34,6 +34,10 @@ class Utterance:
     def audio_path(self, manifest_dir: Path) -> Path:
         path = Path(self.audio_filepath)
         return path if path.is_absolute() else manifest_dir / path
+
+    def resolved(self, manifest_dir: Path) -> "Utterance":
+        """The same utterance with an absolute audio path, for a manifest written elsewhere."""
+        return replace(self, audio_filepath=str(self.audio_path(manifest_dir).resolve()))
 
     def to_json(self) -> dict:
         record = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}

@@ -3,8 +3,8 @@
 A checkpoint is a folder ``checkpoints/step-00000100/`` holding the student weights
 (``model.safetensors``), optimizer state (``optimizer.pt``, read back with ``weights_only=True``),
 the trainer state (step, data position, best WER, curriculum phase, as JSON), the RNG states of
-every process (``rng-<rank>.pt``), extra tensors such as a self-teacher (``extra.safetensors``), and
-the resolved config. It is written under a temporary name and renamed; ``COMPLETE`` is written last
+every process (``rng-<rank>.pt``), the ASKD self-teacher when there is one
+(``self_teacher.safetensors``), and the resolved config. It is written under a temporary name and renamed; ``COMPLETE`` is written last
 inside it, and a folder without it is never loaded. The last ``keep_last`` and the best by dev WER
 are kept.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_model
 
 from voxdistill.config import save_config
 
@@ -70,8 +70,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, optimizer_state: dict,
-                    config, extra_tensors: dict[str, torch.Tensor] | None = None,
-                    rng_states: list[dict] | None = None, self_teacher: torch.nn.Module | None = None) -> Path:
+                    config, rng_states: list[dict] | None = None, self_teacher: torch.nn.Module | None = None) -> Path:
     """Write a checkpoint atomically and return its folder. ``rng_states``: one per process."""
     final = checkpoint_dir(out, state.step)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +80,6 @@ def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, opti
         torch.save(optimizer_state, tmp / "optimizer.pt")
         if self_teacher is not None:
             save_model(self_teacher, str(tmp / "self_teacher.safetensors"))
-        if extra_tensors:
-            save_file({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
         for rank, rng in enumerate(rng_states or [rng_state()]):
             torch.save(rng, tmp / f"rng-{rank}.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2))
@@ -102,7 +99,6 @@ class LoadedCheckpoint:
     folder: Path
     state: TrainerState
     optimizer_state: dict
-    extra_tensors: dict[str, torch.Tensor]
 
     def load_model_into(self, model: torch.nn.Module, name: str = "model.safetensors") -> None:
         missing, unexpected = load_model(model, str(self.folder / name))
@@ -119,12 +115,10 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(folder: Path) -> LoadedCheckpoint:
-    extra = folder / "extra.safetensors"
     return LoadedCheckpoint(
         folder=folder,
         state=TrainerState(**json.loads((folder / "trainer_state.json").read_text())),
         optimizer_state=torch.load(folder / "optimizer.pt", weights_only=True),
-        extra_tensors=load_file(str(extra)) if extra.is_file() else {},
     )
 
 
