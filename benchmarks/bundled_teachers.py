@@ -21,9 +21,15 @@ import torch
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.tts import espeak_ng
-from voxdistill.demo import SAMPLE_UTTERANCES
 from voxdistill.models.loading import BUNDLED, bundled_files, load_whisper, resolve_model_folder
 from voxdistill.transcribe import DecodingOptions, log_mel, prompt_tokens, transcribe_audio
+
+# (voice, sentence): the project's own sentences, no digits so that normalisation is not at stake.
+SAMPLE_UTTERANCES = [
+    ("en-us", "The small model learns to copy the large one, then learns to stand on its own."),
+    ("en-gb", "Please send the weekly report to the team before the meeting on Friday."),
+    ("en-us+f3", "A quiet voice in a noisy room is the hardest thing for a machine to hear."),
+]
 
 
 def fingerprint_in_fresh_process(model: str) -> str:

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k fortunes-min)
+# Speech synthesis and text for the corpus; chromium and its driver for the test that renders the report.
+DEBIAN_PACKAGES=(espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k fortunes-min
+                 chromium chromium-driver)
 VENV=${VOXDISTILL_VENV:-.venv}
 
 missing=()

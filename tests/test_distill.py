@@ -206,3 +206,15 @@ def test_askd_phases_are_logged_and_resume_in_phase_2_keeps_the_self_teacher(set
     for name in ("model.safetensors", "self_teacher.safetensors"):
         x, y = load_file(str(a / name)), load_file(str(b / name))
         assert all(torch.equal(x[k], y[k]) for k in x), name
+
+
+def test_frozen_parts_do_not_move(setup, tmp_path):
+    data = config_dict(setup, tmp_path / "frozen", optim={"max_steps": 2, "freeze_encoder": True,
+                                                          "freeze_embeddings": True})
+    distill(from_dict(DistillConfig, data), progress=False)
+    before = load_file(str(setup / "student" / "model.safetensors"))
+    after = load_file(str(tmp_path / "frozen" / "model" / "model.safetensors"))
+    frozen = [k for k in before if k.startswith("model.encoder.") or "embed_" in k]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    trained = [k for k in before if k.startswith("model.decoder.layers.")]
+    assert any(not torch.equal(before[k], after[k]) for k in trained)

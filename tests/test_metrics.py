@@ -2,7 +2,9 @@
 
 import pytest
 
-from voxdistill.evaluation.metrics import basic_normalize, char_error_rate, edit_counts, word_error_rate
+from voxdistill.evaluation.metrics import (
+    basic_normalize, char_edits, char_error_rate, edit_counts, loops, repeated_ngrams, word_edits, word_error_rate,
+)
 
 
 def test_edit_counts_split_by_kind():
@@ -43,3 +45,49 @@ def test_english_normaliser_equates_style_variants():
     assert normalize_english("Jonas ran forty-two kilometres.") == normalize_english("jonas ran 42 kilometers")
     assert normalize_english("The COLOUR grey") == "the color gray"
     assert word_error_rate(["It is twenty five degrees."], ["It's 25 degrees"]) == 0.0
+
+
+@pytest.mark.parametrize("written, spoken", [
+    ("Mr. Smith met Dr. Jones at 5 p.m.", "mister smith met doctor jones at five pm"),  # abbreviations, numbers, times
+    ("It costs $3.50.", "it costs three dollars fifty cents"),  # currency
+    ("He came 1st in 2024!", "he came first in twenty twenty four"),  # ordinals and years
+    ("One hundred and twenty-three", "123"),
+    ("Ten percent", "10%"),
+    ("The COLOUR of the theatre was grey.", "the color of the theater was gray"),  # British -> American
+    ("I'm gonna go, Hmm.", "I am going to go"),  # contractions, fillers
+    ("St. Louis; 7 A.M.", "saint louis seven am"),
+])
+def test_english_normaliser_cases(written, spoken):
+    from voxdistill.evaluation.normalize import normalize_english
+
+    assert normalize_english(written) == normalize_english(spoken)
+    assert word_error_rate([written], [spoken]) == 0.0
+
+
+def test_normaliser_keeps_real_differences():
+    assert word_error_rate(["the colour red"], ["the colour bread"]) == pytest.approx(1 / 3)
+    assert word_error_rate(["at 5 pm"], ["at 6 pm"]) == pytest.approx(1 / 3)
+
+
+def test_wer_and_cer_hand_computed():
+    # ref 6 words; hyp: "sat"->"sit" (S), "the" deleted (D), "today" inserted (I): 3/6.
+    refs, hyps = ["the cat sat on the mat"], ["the cat sit on mat today"]
+    assert word_error_rate(refs, hyps) == pytest.approx(0.5)
+    counts = word_edits(refs, hyps)
+    assert (counts.substitutions, counts.deletions, counts.insertions, counts.reference_length) == (1, 1, 1, 6)
+    # characters: "kitten" -> "sitting" is the textbook 3 edits over 6 characters.
+    assert char_error_rate(["kitten"], ["sitting"]) == pytest.approx(3 / 6)
+    chars = char_edits(["kitten"], ["sitting"])
+    assert (chars.substitutions, chars.deletions, chars.insertions) == (2, 0, 1)
+    # spaces count: "a b" -> "ab" deletes one of 3 characters.
+    assert char_error_rate(["a b"], ["ab"]) == pytest.approx(1 / 3)
+
+
+def test_repeated_ngrams_and_loops():
+    assert repeated_ngrams("the cat sat on the mat".split()) == 0
+    assert repeated_ngrams("go on go on go on".split()) == 2  # (go on go) twice, (on go on) once more
+    assert repeated_ngrams("a b".split()) == 0
+    assert loops("he said yes", "he said yes yes yes yes yes")
+    # A repetition the reference has too is not a hallucination signal.
+    assert not loops("so so so so so", "so so so so so")
+    assert not loops("the cat sat", "the cat sat down")

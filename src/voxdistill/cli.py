@@ -109,6 +109,31 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
+    from voxdistill.transcribe import DecodingOptions
+
+    settings = EvalSettings(
+        decoding=DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
+                                 language=args.language, batch_size=args.batch_size),
+        latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
+    )
+    result = evaluate(args.model, args.manifest, args.out, settings, labels=args.label)
+    print(format_table(result))
+    if args.card:
+        _write_cards(result)
+    print(f"\nmetrics: {args.out}; transcripts: {args.out.parent / result['transcripts']}")
+    return 0
+
+
+def _write_cards(result: dict) -> None:
+    from voxdistill.export.model_card import write_model_card
+
+    for record in result["models"]:
+        if record["role"] == "student":
+            print(f"model card: {write_model_card(Path(record['source']), result, record['model'])}")
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from voxdistill.models.loading import load_whisper
 
@@ -134,17 +159,31 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from voxdistill.demo import run_demo
+    return _pipeline(args, recipes=("askd",))
 
-    rows = run_demo(args.out)
-    print(f"{'model':28} {'WER':>6} {'s/clip':>7} {'RTF':>6}")
-    for row in rows:
-        print(f"{row.model:28} {row.wer:6.1%} {row.seconds_per_clip:7.2f} {row.real_time_factor:6.3f}")
-    print()
-    for row in rows:
-        for text in row.transcripts:
-            print(f"{row.model}: {text}")
-    print(f"\naudio in {args.out / 'audio'}")
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    return _pipeline(args, recipes=tuple(args.recipes))
+
+
+def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...]) -> int:
+    from voxdistill.pipeline import PipelineConfig, run_pipeline
+
+    config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
+                            decoder_layers=args.decoder_layers, steps=args.steps, seed=args.seed,
+                            latency_clips=args.latency_clips)
+    start = time.perf_counter()
+    result = run_pipeline(config)
+    print(f"\nreport: {result['report']}  (open it in a browser)")
+    print(f"students: {', '.join(r['source'] for r in result['models'][1:])} (Hugging Face folders with a model card)")
+    print(f"total {(time.perf_counter() - start) / 60:.1f} min; run the same command again to reuse finished stages")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from voxdistill.evaluation.report import build_report
+
+    print(f"report: {build_report(args.paths, args.out, title=args.title)}")
     return 0
 
 
@@ -184,6 +223,22 @@ def cmd_corpus_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    default_out = f"{name}-out"
+    p.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default {default_out})")
+    p.add_argument("--teacher", default="bundled:whisper-tiny.en", help=f"{MODEL_HELP} (default bundled:whisper-tiny.en)")
+    p.add_argument("--preset", choices=["demo", "full"], default="demo", help="corpus size (default demo)")
+    p.add_argument("--decoder-layers", default="2", metavar="N|I,J,...",
+                   help="student decoder layers (default 2); the student keeps the teacher's encoder, frozen")
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps per recipe (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
+    p.add_argument("--latency-clips", type=int, default=20, metavar="N",
+                   help="clips per test set timed at batch 1 (default 20)")
+    return p
+
+
 MODEL_HELP = ("a local Hugging Face or CTranslate2 Whisper folder, a Hugging Face id (needs "
               "internet), or bundled:whisper-tiny.en / bundled:whisper-base")
 
@@ -211,11 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio over 30 s: refuse it (default) or transcribe it in 30 s windows")
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("demo", help="run the project's main job on the bundled teachers",
-                       description="Speak sample sentences with espeak-ng and transcribe them with "
-                                   "both bundled teachers; print WER and speed side by side.")
-    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
-    p.set_defaults(func=cmd_demo)
+    _pipeline_parser(
+        sub, "demo", cmd_demo,
+        "the whole pipeline on a bundled teacher and the demo corpus (about 15 min on 2 CPU cores)",
+        "Synthesise the demo corpus, pseudo-label its train split with the teacher, build a student "
+        "from the teacher's layers, distil it with the ASKD recipe (configs/askd.yaml), evaluate "
+        "teacher and student side by side, write the student's model card and an HTML report. Run "
+        "again to reuse finished stages.")
+    p = _pipeline_parser(
+        sub, "bench", cmd_bench, "teacher vs CE-only, KD and ASKD students: same student, data and budget",
+        "The demo pipeline with several recipes of configs/ trained from the same student on the "
+        "same pseudo-labels for the same number of steps, evaluated together, with one report. Run "
+        "again to reuse finished stages.")
+    p.add_argument("--recipes", nargs="+", default=["ce", "kd", "askd"], metavar="RECIPE",
+                   help="recipes of configs/ to compare (default: ce kd askd)")
+
+    p = sub.add_parser(
+        "report", help="one self-contained HTML page from distillation runs and evaluations",
+        description="PATH is a distillation run folder (log.jsonl), an evaluation JSON (from "
+                    "voxdistill evaluate), or a folder searched for both (e.g. a demo output folder). "
+                    "The page has training curves, kd weight and phase, dev WER, the teacher-vs-"
+                    "students table per domain, speed and size bars, and transcripts that differ.")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    p.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    p.add_argument("--title", default="voxdistill report", help="page title")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("corpus", help="build, import and check speech corpora",
                        description="Build the built-in synthetic corpus, import your own audio, "
@@ -311,6 +386,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-this-run", type=int, default=None, metavar="N",
                    help="stop after N steps with a checkpoint; the same command continues the run")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "evaluate", help="score teacher and students side by side: WER/CER per domain, speed, size",
+        description="Transcribe every manifest with every model (identical decoding settings), score "
+                    "WER and CER after the English normaliser per set and per domain, count "
+                    "hallucination signals (insertion rate, transcripts that repeat a word 3-gram), "
+                    "and time the models in this one process, interleaved, after warm-up: latency "
+                    "at batch 1 over the first clips of each set, throughput at --batch-size. The "
+                    "first model is the reference of the ratios (give the teacher first). Writes "
+                    "--out (JSON) and transcripts.jsonl beside it, and prints the tables.")
+    p.add_argument("--model", action="append", required=True, metavar="MODEL",
+                   help=f"{MODEL_HELP} (repeatable; the first is the reference)")
+    p.add_argument("--label", action="append", default=None, metavar="NAME",
+                   help="a name per --model, in order (default: bundled name, run name, or folder name)")
+    p.add_argument("--manifest", type=Path, nargs="+", required=True, metavar="MANIFEST",
+                   help="JSON Lines manifests with reference text; each is a set named after its file")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass for accuracy and throughput (default 8)")
+    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
+    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+    p.add_argument("--latency-clips", type=int, default=20, metavar="N",
+                   help="clips per set timed one at a time for latency p50/p95 (default 20; 0 skips)")
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed clips per model before timing (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: torch's default; reported)")
+    p.add_argument("--card", action="store_true",
+                   help="write a model card (README.md) with these results into every student folder")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

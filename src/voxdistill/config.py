@@ -15,7 +15,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import types
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import write_text_atomic
 
 T = TypeVar("T")
 
@@ -221,17 +221,7 @@ def _read_yaml(path: Path) -> dict:
 
 def save_config(obj, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True))
 
 
 def describe_fields(cls) -> list[tuple[str, str, str]]:

@@ -77,6 +77,10 @@ def decode_tokens(whisper: Whisper, encoder_outputs: BaseModelOutput, options: D
         max_new_tokens=options.token_budget(audio_seconds),
         do_sample=False,
         return_timestamps=False,
+        # One decoding pass per window. Without this, a transcript that happens to contain two
+        # timestamp tokens (an untrained student can emit them) makes transformers seek inside
+        # the window and decode again, which fails on encoder states given without features.
+        force_unique_generate_call=True,
         **kwargs,
     )
     eot = whisper.model.generation_config.eos_token_id

@@ -66,6 +66,9 @@ class OptimConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = 1.0  # None: no clipping (the norm is still checked and logged)
     freeze_encoder: bool = False  # train the decoder only
+    # Keep the decoder's token and position embeddings (and the output projection tied to them) as
+    # the teacher's: on little data, updating 20M+ embedding weights overfits the training text.
+    freeze_embeddings: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast; fp16 needs a GPU
 
     def __post_init__(self):

@@ -6,6 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from voxdistill.errors import VoxdistillError
+
+
+class RunLogError(VoxdistillError):
+    """A run's log.jsonl has a broken line that is not its last."""
+
 
 class RunLog:
     def __init__(self, out: Path, enabled: bool = True):
@@ -36,12 +42,17 @@ class RunLog:
 
 
 def read_log(out: Path) -> list[dict]:
-    """The log of a run; on resume a step may appear twice, and the later line wins."""
+    """The log of a run; on resume a step may appear twice, and the later line wins. A last line
+    cut short by a crash is ignored (the step it described is redone on resume)."""
     by_step: dict[int, dict] = {}
     path = out / "log.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                by_step[record["step"]] = record
+    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise RunLogError(f"{path}: line {number} is not valid JSON ({err.msg})") from err
+        by_step[record["step"]] = record
     return [by_step[s] for s in sorted(by_step)]

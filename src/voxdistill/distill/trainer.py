@@ -117,6 +117,9 @@ class Trainer:
             self.teacher.whisper.model.to(self.accelerator.device)
         if config.optim.freeze_encoder:
             student.model.encoder.requires_grad_(False)
+        if config.optim.freeze_embeddings:
+            student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
+            student.model.decoder.embed_positions.requires_grad_(False)
         self.prompt = prompt_tokens(Whisper(student, self.processor, str(config.student), config.student))
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions

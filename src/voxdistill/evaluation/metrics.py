@@ -60,14 +60,38 @@ def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> EditCoun
     return EditCounts(subs, dels, ins, len(reference))
 
 
+def word_edits(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> EditCounts:
+    """Summed word-level edits of normalised transcripts."""
+    return _total(references, hypotheses, lambda s: normalize(s).split())
+
+
+def char_edits(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> EditCounts:
+    """Summed character-level edits of normalised transcripts (spaces count as characters)."""
+    return _total(references, hypotheses, lambda s: list(normalize(s)))
+
+
+def error_rate(counts: EditCounts) -> float:
+    return counts.errors / max(counts.reference_length, 1)
+
+
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> float:
-    total = _total(references, hypotheses, lambda s: normalize(s).split())
-    return total.errors / max(total.reference_length, 1)
+    return error_rate(word_edits(references, hypotheses, normalize))
 
 
 def char_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> float:
-    total = _total(references, hypotheses, lambda s: list(normalize(s)))
-    return total.errors / max(total.reference_length, 1)
+    return error_rate(char_edits(references, hypotheses, normalize))
+
+
+def repeated_ngrams(words: Sequence[str], n: int = 3) -> int:
+    """Occurrences of word n-grams beyond their first: 0 for ordinary speech, large for a decoder
+    stuck in a loop ("the the the the" has 1 for n = 3)."""
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def loops(reference: str, hypothesis: str, n: int = 3, normalize=normalize_english) -> bool:
+    """Hallucination signal: the transcript repeats some word n-gram more than its reference does."""
+    return repeated_ngrams(normalize(hypothesis).split(), n) > repeated_ngrams(normalize(reference).split(), n)
 
 
 def _total(references: Sequence[str], hypotheses: Sequence[str], units) -> EditCounts:

@@ -8,6 +8,7 @@ Numbers, abbreviations and punctuation are handled by the Whisper English normal
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
@@ -38,5 +39,10 @@ def _normalizer() -> EnglishTextNormalizer:
     return EnglishTextNormalizer(BRITISH_TO_AMERICAN)
 
 
+# The Whisper normaliser turns "5 p.m." into "5 p m" but leaves "5 pm" alone; join the letters
+# after a number so that both spellings of a time compare equal.
+_TIME_OF_DAY = re.compile(r"(\d) ([ap]) m\b")
+
+
 def normalize_english(text: str) -> str:
-    return _normalizer()(text)
+    return _TIME_OF_DAY.sub(r"\1 \2m", _normalizer()(text))

@@ -37,6 +37,7 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.teacher.topk import TopK, write_topk_shard
 from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
@@ -112,7 +113,7 @@ def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_si
     if rank == 0:
         (config.out / "shards").mkdir(parents=True, exist_ok=True)
         if not run_file.is_file():
-            _atomic_write_text(run_file, json.dumps(identity, indent=2))
+            write_text_atomic(run_file, json.dumps(identity, indent=2))
     _barrier(world_size)
     existing = json.loads(run_file.read_text())
     if existing != identity:
@@ -121,12 +122,6 @@ def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_si
             f"{config.out} holds pseudo-labels of another run (differs in: {', '.join(differing)}); "
             f"use another --out or delete that folder"
         )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def shards_of(manifest: Path, shard_size: int) -> Iterator[tuple[int, list[Utterance]]]:
@@ -250,7 +245,7 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
             for row, record in enumerate(r for r in records if "skipped" not in r):
                 record["topk_shard"] = str(topk_path.relative_to(config.out))
                 record["topk_index"] = row
-        _atomic_write_text(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        write_text_atomic(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     bar.close()
     _barrier(world_size)
     if rank != 0:
@@ -303,5 +298,5 @@ def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSumm
         "audio_hours": round(audio_seconds / 3600, 4),
     }
     metadata_path = config.out / "metadata.json"
-    _atomic_write_text(metadata_path, json.dumps(metadata, indent=2))
+    write_text_atomic(metadata_path, json.dumps(metadata, indent=2))
     return PseudoLabelSummary(total, len(kept), len(dropped), skipped, audio_seconds, metadata_path)

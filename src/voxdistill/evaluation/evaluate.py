@@ -1,0 +1,301 @@
+"""``voxdistill evaluate``: teacher and students side by side on the same evaluation sets.
+
+Every model decodes with the same ``DecodingOptions``. Accuracy is scored after the English
+normaliser, per set and per domain within a set; hallucination signals are the insertion rate and
+the share of transcripts that repeat a word n-gram more than their reference does. Speed comes
+from the same process run: throughput from the accuracy pass at the decoding batch size, latency
+from a batch-1 pass over the first clips of every set, both after warm-up, with the models
+interleaved clip by clip (see ``speed``).
+
+The result is one JSON file: the first model's record at the top (``model``, ``sets``, the
+contract of DESIGN.md), every model's record under ``models``, student/reference ratios under
+``ratios``; and ``transcripts.jsonl`` beside it, every utterance with every model's transcript.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from tqdm import tqdm
+
+from voxdistill.audio import load_audio
+from voxdistill.data.manifest import read_manifest
+from voxdistill.errors import VoxdistillError
+from voxdistill.files import write_text_atomic
+from voxdistill.evaluation.metrics import EditCounts, char_edits, error_rate, loops, word_edits
+from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
+from voxdistill.models.loading import BUNDLED_PREFIX, Whisper, load_whisper
+from voxdistill.models.student import STUDENT_FILE
+from voxdistill.transcribe import DecodingOptions, transcribe_audio
+
+TRANSCRIPTS_FILE = "transcripts.jsonl"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    decoding: DecodingOptions = DecodingOptions()  # identical for every model; batch_size = throughput batch
+    latency_clips: int = 20  # first clips of every set timed one by one (batch 1); 0 = no latency pass
+    warmup_clips: int = 2  # untimed calls per model and batch shape before any timing
+    threads: int | None = None  # PyTorch intra-op threads; None keeps torch's default
+
+
+@dataclass
+class Tally:
+    """Accuracy counts of one model over a group of utterances."""
+
+    n: int = 0
+    words: EditCounts = field(default_factory=lambda: EditCounts(0, 0, 0, 0))
+    chars: EditCounts = field(default_factory=lambda: EditCounts(0, 0, 0, 0))
+    looping: int = 0  # transcripts that repeat an n-gram more than their reference
+
+    def add(self, reference: str, hypothesis: str) -> None:
+        self.n += 1
+        self.words = self.words + word_edits([reference], [hypothesis])
+        self.chars = self.chars + char_edits([reference], [hypothesis])
+        self.looping += loops(reference, hypothesis)
+
+    def merge(self, other: "Tally") -> None:
+        self.n += other.n
+        self.words = self.words + other.words
+        self.chars = self.chars + other.chars
+        self.looping += other.looping
+
+    def scores(self) -> dict:
+        return {"n": self.n, "wer": error_rate(self.words), "cer": error_rate(self.chars),
+                "insertion_rate": self.words.insertions / max(self.words.reference_length, 1),
+                "repeated_ngram_rate": self.looping / max(self.n, 1)}
+
+
+def speed_scores(latency: Timings, throughput: Timings) -> dict:
+    return {"latency_ms_p50": latency.latency_ms(50), "latency_ms_p95": latency.latency_ms(95),
+            "rtf": latency.rtf, "throughput_utt_per_s": throughput.items_per_second,
+            "audio_seconds": sum(throughput.audio_seconds)}
+
+
+def model_label(source: str) -> str:
+    """A short name for tables: the bundled name, the run name of ``RUN/model``, else the folder name."""
+    if source.startswith(BUNDLED_PREFIX):
+        return source[len(BUNDLED_PREFIX):]
+    path = Path(source)
+    if path.name == "model" and path.parent.name:
+        return path.parent.name
+    return path.name or source
+
+
+def disk_bytes(folder: Path | None) -> int | None:
+    """Bytes of the weight files (what a deployment ships, tokenizer and configs aside)."""
+    if folder is None:
+        return None
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin"))
+
+
+def _unique_labels(sources: list[str], labels: list[str] | None) -> list[str]:
+    labels = labels or [model_label(s) for s in sources]
+    if len(labels) != len(sources):
+        raise VoxdistillError(f"{len(labels)} labels for {len(sources)} models; give one --label per --model")
+    if len(set(labels)) != len(labels):
+        raise VoxdistillError(f"model labels must differ, got {labels}; name them with --label")
+    return labels
+
+
+def _check_manifests(manifests: list[Path]) -> None:
+    names = [m.stem for m in manifests]
+    for manifest in manifests:
+        if not manifest.is_file():
+            raise VoxdistillError(f"{manifest}: no such manifest")
+    if len(set(names)) != len(names):
+        raise VoxdistillError(f"evaluation sets are named after their manifests and must differ: {names}")
+
+
+class Evaluation:
+    def __init__(self, models: dict[str, Whisper], settings: EvalSettings):
+        self.models = models
+        self.settings = settings
+        options = settings.decoding
+        batch_1 = DecodingOptions(**{**asdict(options), "batch_size": 1})
+        self.runners = {label: (lambda audios, w=w, o=options: transcribe_audio(w, audios, o))
+                        for label, w in models.items()}
+        self.single = {label: (lambda audios, w=w, o=batch_1: transcribe_audio(w, audios, o))
+                       for label, w in models.items()}
+        self.turn = 0
+        self.warm = False
+        self.tallies: dict[str, dict[str, dict[str | None, Tally]]] = {m: {} for m in models}
+        self.throughput: dict[str, dict[str, Timings]] = {m: {} for m in models}
+        self.latency: dict[str, dict[str, Timings]] = {m: {} for m in models}
+
+    def _warm_up(self, audios: list) -> None:
+        clips = audios[: self.settings.warmup_clips]
+        for label in self.models:
+            for clip in clips:
+                self.single[label]([clip])
+            if clips:
+                self.runners[label](audios)
+
+    def run_set(self, manifest: Path, transcripts, progress: bool) -> None:
+        name = manifest.stem
+        size = self.settings.decoding.batch_size
+        for label in self.models:
+            self.tallies[label][name] = {}
+            self.throughput[label][name] = Timings()
+            self.latency[label][name] = Timings()
+        utterances = read_manifest(manifest)
+        bar = tqdm(desc=f"evaluate {name}", unit="utt", disable=not progress)
+        while batch := list(islice(utterances, size)):
+            for utt in batch:
+                if utt.text is None:
+                    raise VoxdistillError(f"{manifest}: utterance {utt.id} has no reference text to score against")
+            audios = [load_audio(u.audio_path(manifest.parent), long_audio="split") for u in batch]
+            if not self.warm:
+                self._warm_up(audios)
+                self.warm = True
+            texts = time_interleaved(self.runners, audios, self.throughput_of(name), self.turn)
+            self.turn += 1
+            for i, utt in enumerate(batch):
+                for label in self.models:
+                    groups = self.tallies[label][name]
+                    groups.setdefault(utt.domain, Tally()).add(utt.text, texts[label][i])
+                transcripts.write(json.dumps({
+                    "set": name, "id": utt.id, "domain": utt.domain, "reference": utt.text,
+                    "duration": utt.duration, "hypotheses": {label: texts[label][i] for label in self.models},
+                }, ensure_ascii=False) + "\n")
+            bar.update(len(batch))
+        bar.close()
+        self._time_latency(manifest, progress)
+
+    def throughput_of(self, name: str) -> dict[str, Timings]:
+        return {label: self.throughput[label][name] for label in self.models}
+
+    def _time_latency(self, manifest: Path, progress: bool) -> None:
+        name = manifest.stem
+        clips = list(islice(read_manifest(manifest), self.settings.latency_clips))
+        timings = {label: self.latency[label][name] for label in self.models}
+        for utt in tqdm(clips, desc=f"latency {name}", unit="clip", disable=not progress):
+            audio = load_audio(utt.audio_path(manifest.parent), long_audio="split")
+            time_interleaved(self.single, [audio], timings, self.turn)
+            self.turn += 1
+
+    def record(self, label: str, source: str) -> dict:
+        whisper = self.models[label]
+        sets = {}
+        overall, all_latency, all_throughput = Tally(), Timings(), Timings()
+        for name, groups in self.tallies[label].items():
+            total = Tally()
+            for tally in groups.values():
+                total.merge(tally)
+            overall.merge(total)
+            all_latency.extend(self.latency[label][name])
+            all_throughput.extend(self.throughput[label][name])
+            domains = {str(d): {k: v for k, v in t.scores().items() if k in ("n", "wer", "cer")}
+                       for d, t in sorted(groups.items(), key=lambda kv: str(kv[0])) if d is not None}
+            sets[name] = total.scores() | speed_scores(self.latency[label][name], self.throughput[label][name]) \
+                | {"domains": domains}
+        folder = whisper.folder
+        role = "student" if folder is not None and (Path(folder) / STUDENT_FILE).is_file() else "teacher"
+        return {
+            "model": label, "source": source, "role": role,
+            "parameters": sum(p.numel() for p in whisper.model.parameters()),
+            "disk_bytes": disk_bytes(folder), "fingerprint": whisper.fingerprint.digest,
+            "sets": sets, "overall": overall.scores() | speed_scores(all_latency, all_throughput),
+        }
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def ratios(reference: dict, other: dict) -> dict:
+    """``other`` relative to ``reference``: below 1 is smaller/faster for latency, size and WER;
+    above 1 is faster for throughput. ``speedup`` is reference latency over other latency."""
+    r, o = reference["overall"], other["overall"]
+    return {
+        "latency_p50": _ratio(o["latency_ms_p50"], r["latency_ms_p50"]),
+        "latency_p95": _ratio(o["latency_ms_p95"], r["latency_ms_p95"]),
+        "speedup": _ratio(r["latency_ms_p50"], o["latency_ms_p50"]),
+        "throughput": _ratio(o["throughput_utt_per_s"], r["throughput_utt_per_s"]),
+        "parameters": _ratio(other["parameters"], reference["parameters"]),
+        "disk_bytes": _ratio(other["disk_bytes"], reference["disk_bytes"]),
+        "wer": _ratio(o["wer"], r["wer"]),
+    }
+
+
+def evaluate(models: list[str], manifests: list[Path], out: Path, settings: EvalSettings = EvalSettings(),
+             labels: list[str] | None = None, progress: bool = True) -> dict:
+    """Evaluate ``models`` (the first is the reference of the ratios, usually the teacher) on every
+    manifest; write ``out`` (JSON) and ``transcripts.jsonl`` beside it; return the JSON's content."""
+    manifests = [Path(m) for m in manifests]
+    _check_manifests(manifests)
+    labels = _unique_labels(models, labels)
+    threads = set_threads(settings.threads)
+    loaded = {label: load_whisper(source) for label, source in zip(labels, models)}
+    evaluation = Evaluation(loaded, settings)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    transcripts_path = out.parent / TRANSCRIPTS_FILE
+    tmp = transcripts_path.with_name(f".{TRANSCRIPTS_FILE}.tmp")
+    with tmp.open("w", encoding="utf-8") as transcripts:
+        for manifest in manifests:
+            evaluation.run_set(manifest, transcripts, progress)
+    os.replace(tmp, transcripts_path)
+
+    records = [evaluation.record(label, source) for label, source in zip(labels, models)]
+    reference = records[0]
+    result = {
+        "model": reference["model"], "sets": reference["sets"], "reference": reference["model"],
+        "models": records,
+        "ratios": {r["model"]: ratios(reference, r) for r in records[1:]},
+        "decoding": asdict(settings.decoding),
+        "speed": machine_description() | {
+            "threads": threads, "latency_clips_per_set": settings.latency_clips,
+            "throughput_batch_size": settings.decoding.batch_size, "warmup_clips": settings.warmup_clips,
+            "interleaved": True,
+        },
+        "manifests": {m.stem: str(m) for m in manifests},
+        "transcripts": TRANSCRIPTS_FILE,
+    }
+    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    """``value`` formatted with ``fmt`` (e.g. "8.1f"), or a dash of the same width."""
+    return format("-", ">" + fmt.split(".")[0]) if value is None else format(value, fmt)
+
+
+def format_table(result: dict) -> str:
+    """The terminal tables: WER/CER per set and domain for every model, then speed and size."""
+    records = result["models"]
+    labels = [r["model"] for r in records]
+    width = max(12, *(len(label) for label in labels))
+    lines = [f"{'WER (CER)':28} " + " ".join(f"{label:>{width + 8}}" for label in labels)]
+    for name in records[0]["sets"]:
+        cells = [f"{_pct(r['sets'][name]['wer'])} ({_pct(r['sets'][name]['cer'])})" for r in records]
+        lines.append(f"{name[:28]:28} " + " ".join(f"{c:>{width + 8}}" for c in cells))
+        for domain in records[0]["sets"][name]["domains"]:
+            cells = [_pct(r["sets"][name]["domains"][domain]["wer"]) for r in records]
+            lines.append(f"  {domain[:26]:26} " + " ".join(f"{c:>{width + 8}}" for c in cells))
+    cells = [f"{_pct(r['overall']['wer'])} ({_pct(r['overall']['cer'])})" for r in records]
+    lines.append(f"{'all':28} " + " ".join(f"{c:>{width + 8}}" for c in cells))
+
+    speed = result["speed"]
+    lines += ["", f"speed: {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
+                  f"clips of each set, throughput at batch {speed['throughput_batch_size']}, models interleaved",
+              f"{'model':{width}} {'params':>8} {'disk MB':>8} {'p50 ms':>8} {'p95 ms':>8} {'RTF':>6} "
+              f"{'utt/s':>6} {'ins.':>6} {'loops':>6} {'speedup':>8}"]
+    for r in records:
+        o = r["overall"]
+        speedup = result["ratios"].get(r["model"], {}).get("speedup")
+        disk = None if r["disk_bytes"] is None else r["disk_bytes"] / 1e6
+        lines.append(
+            f"{r['model']:{width}} {r['parameters'] / 1e6:7.1f}M {_num(disk, '8.1f')} "
+            f"{_num(o['latency_ms_p50'], '8.0f')} {_num(o['latency_ms_p95'], '8.0f')} {_num(o['rtf'], '6.3f')} "
+            f"{_num(o['throughput_utt_per_s'], '6.2f')} {_pct(o['insertion_rate']):>6} "
+            f"{_pct(o['repeated_ngram_rate']):>6} {'' if speedup is None else f'{speedup:.2f}x':>8}")
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""The model card of a student: a Hugging Face ``README.md`` in the student's folder saying what the
+model is, how it was made (``student.json`` and the run's ``config.yaml``), how it scores against
+its teacher (a ``metrics.json`` of ``voxdistill evaluate``), how to use it and where it falls short."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from voxdistill.errors import VoxdistillError
+from voxdistill.evaluation.report_inputs import (
+    config_summary, format_percent, format_ratio, reference_label, set_stats, speedup,
+)
+from voxdistill.files import write_text_atomic
+from voxdistill.models.student import STUDENT_FILE
+
+CARD_FILE = "README.md"  # where the Hugging Face hub looks for a model card
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
+
+
+class ModelCardError(VoxdistillError):
+    """The card cannot be written: the folder is not a model, or the metrics do not hold the student."""
+
+
+def write_model_card(model_dir: Path, metrics: dict, label: str) -> Path:
+    """Write ``model_dir/README.md`` for the student called ``label`` in ``metrics`` (the contents
+    of a ``metrics.json`` that also holds its reference model, the teacher). Returns the card's path."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ModelCardError(f"{model_dir}: not a Hugging Face model folder (no config.json); "
+                             f"give the student's folder, e.g. RUN/model")
+    models = {model["model"]: model for model in metrics.get("models", [])}
+    if label not in models:
+        raise ModelCardError(f"the metrics hold no model {label!r}; they hold: {', '.join(models) or 'none'}")
+    reference = models[reference_label(metrics)]
+    provenance_file = model_dir / STUDENT_FILE
+    provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
+    teacher = provenance.get("teacher", {}).get("source") or reference.get("source") or reference["model"]
+    sections = [
+        _front_matter(teacher),
+        _about(label, teacher, models[label], reference, provenance),
+        _how_it_was_made(model_dir, provenance),
+        _evaluation(metrics, models[label], reference),
+        _usage(model_dir),
+        _limitations(models[label]),
+    ]
+    return write_text_atomic(model_dir / CARD_FILE, "\n".join(sections))
+
+
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a model on the Hugging Face hub (not a bundled teacher or a folder)."""
+    return bool(_HUB_ID.match(source)) and not Path(source).exists()
+
+
+def _front_matter(teacher: str) -> str:
+    meta = {"library_name": "transformers", "pipeline_tag": "automatic-speech-recognition", "language": "en",
+            "tags": ["whisper", "distillation", "voxdistill"]}
+    if is_hub_id(teacher):
+        meta["base_model"] = teacher  # the hub links a model to its base only by hub id
+    return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n"
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def _about(label: str, teacher: str, student: Mapping, reference: Mapping, provenance: Mapping) -> str:
+    shape = provenance.get("student_shape", {})
+    size = ""
+    if student.get("parameters") and reference.get("parameters"):
+        size = (f" It has {student['parameters'] / 1e6:.1f} M parameters, "
+                f"{student['parameters'] / reference['parameters']:.0%} of the teacher's.")
+    layers = ""
+    if shape:
+        layers = (f" It keeps {shape['encoder_layers']} encoder and {shape['decoder_layers']} decoder layers "
+                  f"of width {shape['d_model']}.")
+    made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
+    return (f"# {label}\n\n`{label}` is an English speech-recognition model: a smaller Whisper {made} "
+            f"from the teacher `{teacher}` with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
+
+
+def _how_it_was_made(model_dir: Path, provenance: Mapping) -> str:
+    if not provenance:
+        return (f"## How it was made\n\nThis folder has no `{STUDENT_FILE}`, so how the student was "
+                f"initialised and trained is not recorded.\n")
+    teacher, student = provenance.get("teacher_shape", {}), provenance.get("student_shape", {})
+    kept = {"encoder_layers": provenance.get("encoder_layers"), "decoder_layers": provenance.get("decoder_layers")}
+    rows = [f"| {name.replace('_', ' ')} | {teacher.get(name, '–')} | {student.get(name, '–')} | "
+            f"{', '.join(map(str, kept[name])) if kept.get(name) else ''} |"
+            for name in ("encoder_layers", "decoder_layers", "d_model", "encoder_ffn_dim", "decoder_ffn_dim")]
+    source = provenance.get("teacher", {})
+    lines = [
+        "## How it was made\n",
+        f"**Initialisation.** Every weight comes from the teacher `{source.get('source', '?')}` (fingerprint "
+        f"`{source.get('fingerprint', '?')}`), none is random: student layer *i* is a copy of the teacher "
+        f"layer listed *i*-th below.\n",
+        "| | teacher | student | teacher layers kept |", "|---|---|---|---|", *rows, "",
+        *(f"- {line}" for line in provenance.get("width_initialisation", [])),
+    ]
+    distilled = provenance.get("distilled")
+    if not distilled:
+        lines.append("\n**Distillation.** None recorded: these are the initial weights, not yet trained.\n")
+        return "\n".join(lines)
+    lines.append(f"\n**Distillation.** {distilled.get('steps', '?')} optimizer steps in the run "
+                 f"`{distilled.get('run', '?')}`, teacher mode `{distilled.get('teacher_mode', '?')}` "
+                 f"(teacher fingerprint `{distilled.get('teacher_fingerprint', '?')}`).\n")
+    config_path = _run_config(model_dir, distilled)
+    if config_path is None:
+        lines.append("The run's `config.yaml` was not found, so its settings are not listed here.\n")
+    else:
+        config = yaml.safe_load(config_path.read_text()) or {}
+        lines += [f"- **{name}**: {value}" for name, value in config_summary(config)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _run_config(model_dir: Path, distilled: Mapping) -> Path | None:
+    """The run's config.yaml. The run folder is recorded as the trainer was given it, which may be
+    relative to another working directory; the trainer exports the student into RUN/model, so the
+    model's parent is tried too when it carries the run's name."""
+    run = Path(distilled.get("run", ""))
+    candidates = [run / "config.yaml"]
+    if run.name and model_dir.resolve().parent.name == run.name:
+        candidates.append(model_dir.resolve().parent / "config.yaml")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
+    s, t = student["model"], reference["model"]
+    cs, ct = _cell(s), _cell(t)
+    head = (f"| Test set | n | WER {cs} | WER {ct} | CER {cs} | CER {ct} | latency p50 {cs} | latency p50 {ct} |\n"
+            f"|---|--:|--:|--:|--:|--:|--:|--:|")
+    rows = []
+    for name in dict.fromkeys([*reference.get("sets", {}), *student.get("sets", {})]):
+        rows.append(_evaluation_row(name, set_stats(student, name), set_stats(reference, name)))
+    if student.get("overall") and reference.get("overall"):
+        rows.append(_evaluation_row("**all sets**", student["overall"], reference["overall"]))
+    ratios = metrics.get("ratios", {}).get(s, {})
+    faster = speedup(ratios)
+    ratio_rows = [("latency p50 (batch 1)", format_ratio(ratios.get("latency_p50"))
+                   + (f" ({format_ratio(faster)} faster)" if faster else "")),
+                  ("throughput (batch N)", format_ratio(ratios.get("throughput"))),
+                  ("parameters", format_ratio(ratios.get("parameters"))),
+                  ("size on disk", format_ratio(ratios.get("disk_bytes"))),
+                  ("WER", format_ratio(ratios.get("wer")))]
+    decoding = ", ".join(f"{key}={value}" for key, value in metrics.get("decoding", {}).items())
+    return "\n".join([
+        "## Evaluation\n",
+        f"Measured by `voxdistill evaluate` against the teacher `{t}` with the same decoding for both "
+        f"({decoding or 'settings not recorded'}). WER and CER are corpus-level, after English text "
+        f"normalisation; latency is per utterance at batch 1 on a CPU.\n",
+        head, *rows, "",
+        "Student / teacher, measured in one process:\n",
+        "| | student / teacher |", "|---|--:|", *(f"| {name} | {value} |" for name, value in ratio_rows), "",
+    ])
+
+
+def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:
+    def latency(stats: Mapping) -> str:
+        return "–" if stats.get("latency_ms_p50") is None else f"{stats['latency_ms_p50']:.0f} ms"
+
+    n = student.get("n", reference.get("n", "–"))
+    return (f"| {_cell(name)} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
+            f"| {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
+            f"| {latency(student)} | {latency(reference)} |")
+
+
+def _usage(model_dir: Path) -> str:
+    return (
+        "## How to use\n\n"
+        "```python\nfrom transformers import pipeline\n\n"
+        f'asr = pipeline("automatic-speech-recognition", model="{model_dir}")\n'
+        'print(asr("speech.wav")["text"])\n```\n\n'
+        "The folder is a standard Whisper checkpoint: `WhisperForConditionalGeneration.from_pretrained` "
+        "and `WhisperProcessor.from_pretrained` load it as well.\n"
+    )
+
+
+def _limitations(student: Mapping) -> str:
+    sizes = [stats["n"] for stats in student.get("sets", {}).values() if "n" in stats]
+    size = f" ({min(sizes)} to {max(sizes)} utterances per set)" if sizes else ""
+    return (
+        "## Limitations\n\n"
+        "- **Synthetic speech.** Trained and evaluated on text-to-speech voices with simulated noise, "
+        "reverberation and telephone bands; real recordings (accents, spontaneous or far-field speech) "
+        "will likely score worse than the table says.\n"
+        "- **English only.** It was distilled and evaluated on English; do not expect other languages "
+        "to work, whatever the teacher could do.\n"
+        f"- **Small evaluation sets**{size}: differences of a few WER points between models are "
+        f"within the noise of the measurement.\n"
+        "- Like its Whisper teacher, it can produce fluent text that was never said, especially on "
+        "silence or heavy noise.\n"
+    )

@@ -1,0 +1,166 @@
+"""The whole job in one call: corpus, pseudo-labels, student, distillation, evaluation, model card,
+report. ``voxdistill demo`` runs it with the ASKD recipe; ``voxdistill bench`` with the CE, KD and
+ASKD recipes side by side (same student, data and step budget).
+
+Every stage is resumable, so a second run (or a run after Ctrl-C) reuses what is finished: the
+corpus build keeps files that are still wanted, pseudo-labelling skips committed shards, a
+distillation run resumes from its last checkpoint and is skipped once its model is exported, and the
+evaluation is skipped when its metrics cover the same models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxdistill.config import load_config
+from voxdistill.data.corpus import PRESETS, build_corpus
+from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.trainer import distill
+from voxdistill.errors import VoxdistillError
+from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
+from voxdistill.evaluation.report import build_report
+from voxdistill.export.model_card import write_model_card
+from voxdistill.models.loading import load_whisper
+from voxdistill.models.student import STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student
+from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
+
+# The recipe YAMLs of the repository (configs/), which the pipeline points at its own folders.
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EVAL_SETS = ("test-clean", "test-ood-voice", "test-ood-noise")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    out: Path  # everything goes here: corpus/, pseudo/, student/, runs/<recipe>/, eval/, report.html
+    teacher: str = "bundled:whisper-tiny.en"
+    recipes: tuple[str, ...] = ("askd",)  # configs/<recipe>.yaml, trained in this order
+    preset: str = "demo"  # corpus size (data.corpus.PRESETS)
+    encoder_layers: str | None = None  # student encoder: count or indices; None = all (kept frozen by the recipes)
+    decoder_layers: str = "2"  # student decoder: count or indices
+    steps: int = 200  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
+    seed: int = 0
+    latency_clips: int = 20  # per evaluation set, timed at batch 1
+
+    def __post_init__(self):
+        for recipe in self.recipes:
+            if not (CONFIGS / f"{recipe}.yaml").is_file():
+                raise VoxdistillError(f"no recipe {CONFIGS / f'{recipe}.yaml'}")
+        if self.preset not in PRESETS:
+            raise VoxdistillError(f"unknown corpus preset {self.preset!r}; choose from {sorted(PRESETS)}")
+        if self.steps < 4:
+            raise VoxdistillError(f"steps must be at least 4, got {self.steps}")
+
+
+class Stages:
+    """Numbered stage headers and their wall-clock times, printed as the pipeline goes."""
+
+    def __init__(self, total: int, say: Callable[[str], None]):
+        self.total, self.say = total, say
+        self.number = 0
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, work: Callable[[], str | None]):
+        self.number += 1
+        self.say(f"[{self.number}/{self.total}] {name}")
+        start = time.perf_counter()
+        note = work()
+        self.seconds[name] = time.perf_counter() - start
+        self.say(f"      {note + '; ' if note else ''}{self.seconds[name]:.0f} s")
+
+
+def recipe_config(config: PipelineConfig, recipe: str) -> DistillConfig:
+    out = config.out
+    boundary = config.steps * 3 // 4
+    overrides = [
+        f"student={out / 'student'}", f"out={out / 'runs' / recipe}", f"seed={config.seed}",
+        f"data.train_manifest={out / 'pseudo' / 'pseudo_labels.jsonl'}",
+        f"data.dev_manifest={out / 'corpus' / 'dev.jsonl'}", f"optim.max_steps={config.steps}",
+        f"eval.every_steps={max(config.steps // 4, 1)}", f"checkpoint.every_steps={max(config.steps // 4, 1)}",
+    ]
+    if recipe == "askd":
+        overrides += [f"loss.kd_decay.decay_steps={boundary}", f"self_distill.start_step={boundary}"]
+    return load_config(DistillConfig, CONFIGS / f"{recipe}.yaml", overrides)
+
+
+def _make_student(config: PipelineConfig) -> str:
+    folder = config.out / "student"
+    if (folder / STUDENT_FILE).is_file():
+        return "reused"
+    teacher = load_whisper(config.teacher)
+    c = teacher.model.config
+    encoder = parse_layers(config.encoder_layers, c.encoder_layers) if config.encoder_layers else range(c.encoder_layers)
+    spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)))
+    student, provenance = build_student(teacher.model, spec)
+    save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
+    return f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}"
+
+
+def _distill(config: PipelineConfig, recipe: str, progress: bool) -> str:
+    run = recipe_config(config, recipe)
+    if (run.out / "model" / "config.json").is_file():
+        return f"reused {run.out / 'model'}"
+    result = distill(run, progress=progress)
+    best = "" if result.state.best_wer is None else f", best dev WER {result.state.best_wer:.1%}"
+    return f"{result.state.step} steps{best} -> {run.out / 'model'}"
+
+
+def _evaluate(config: PipelineConfig, models: list[str], progress: bool) -> tuple[dict, str]:
+    metrics_path = config.out / "eval" / "metrics.json"
+    if metrics_path.is_file():
+        previous = json.loads(metrics_path.read_text())
+        if [m["source"] for m in previous["models"]] == models:
+            return previous, f"reused {metrics_path}"
+    manifests = [config.out / "corpus" / f"{name}.jsonl" for name in EVAL_SETS]
+    result = evaluate(models, manifests, metrics_path, EvalSettings(latency_clips=config.latency_clips),
+                      progress=progress)
+    return result, f"-> {metrics_path}"
+
+
+def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[str], None] = print) -> dict:
+    """Run (or finish) every stage; returns the evaluation result, with ``report`` and ``stage_seconds``."""
+    out = config.out
+    stages = Stages(6 + len(config.recipes), say)
+    corpus = out / "corpus"
+
+    def synthesize() -> str:
+        summaries = build_corpus(PRESETS[config.preset], corpus, seed=config.seed, progress=progress)
+        return f"{sum(s.utterances for s in summaries)} utterances, {sum(s.hours for s in summaries):.2f} h"
+
+    stages.run(f"corpus ({config.preset} preset) -> {corpus}", synthesize)
+
+    def pseudo_label() -> str:
+        summary = run_pseudo_label(PseudoLabelConfig(config.teacher, corpus / "train.jsonl", out / "pseudo"),
+                                   progress=progress)
+        return f"{summary.kept} pseudo-labels -> {out / 'pseudo' / 'pseudo_labels.jsonl'}"
+
+    stages.run(f"pseudo-labels from {config.teacher}", pseudo_label)
+    stages.run(f"student from {config.teacher}'s layers -> {out / 'student'}", lambda: _make_student(config))
+    for recipe in config.recipes:
+        stages.run(f"distill: {recipe} recipe, {config.steps} steps", lambda r=recipe: _distill(config, r, progress))
+
+    models = [config.teacher] + [str(out / "runs" / r / "model") for r in config.recipes]
+    result: dict = {}
+
+    def evaluation() -> str:
+        nonlocal result
+        result, note = _evaluate(config, models, progress)
+        return note
+
+    stages.run(f"evaluate teacher and student{'s' if len(config.recipes) > 1 else ''} on {', '.join(EVAL_SETS)}",
+               evaluation)
+
+    def cards() -> str:
+        written = [write_model_card(Path(r["source"]), result, r["model"]) for r in result["models"]
+                   if r["role"] == "student"]
+        return ", ".join(str(p) for p in written)
+
+    stages.run("model cards", cards)
+    report = out / "report.html"
+    stages.run("report", lambda: f"-> {build_report([out / 'runs', out / 'eval' / 'metrics.json'], report, title=f'voxdistill: {out.name}')}")
+    say("")
+    say(format_table(result))
+    return result | {"report": str(report), "stage_seconds": stages.seconds}
