@@ -218,3 +218,32 @@ def test_frozen_parts_do_not_move(setup, tmp_path):
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     trained = [k for k in before if k.startswith("model.decoder.layers.")]
     assert any(not torch.equal(before[k], after[k]) for k in trained)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_a_student_with_a_shorter_window_distils(setup, tiny_random_whisper, tmp_path, mode):
+    """The student reads 10 s windows; the teacher's side keeps its 30 s (cached top-k, or its own
+    features in the loop), so the consistency rule holds."""
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10))
+    save_student(student, teacher.processor, provenance, str(tiny_random_whisper), teacher.fingerprint.digest,
+                 tmp_path / "student")
+    data = config_dict(setup, tmp_path / "run", optim={"max_steps": 2}, teacher={"mode": mode, "model": str(tiny_random_whisper)})
+    data["student"] = str(tmp_path / "student")
+    result = distill(from_dict(DistillConfig, data), progress=False)
+    assert len(result.losses) == 2 and all(loss == loss for loss in result.losses)  # finite, not NaN
+    saved = load_whisper(str(tmp_path / "run" / "model"))
+    assert saved.processor.feature_extractor.chunk_length == 10 and saved.model.config.max_source_positions == 500
+
+
+def test_training_audio_longer_than_the_window_is_a_clear_error(setup, tiny_random_whisper, tmp_path):
+    from voxdistill.errors import AudioError
+
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=2))
+    save_student(student, teacher.processor, provenance, str(tiny_random_whisper), teacher.fingerprint.digest,
+                 tmp_path / "student")
+    data = config_dict(setup, tmp_path / "run", optim={"max_steps": 1})
+    data["student"] = str(tmp_path / "student")
+    with pytest.raises(AudioError, match="longer than the model's 2 s input window"):
+        distill(from_dict(DistillConfig, data), progress=False)

@@ -18,7 +18,6 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
 from voxdistill.models.loading import load_whisper
-from voxdistill.teacher.pseudo_label import PseudoLabelConfig, PseudoLabelError, run_pseudo_label
 from voxdistill.teacher.topk import TopKCache
 from voxdistill.transcribe import log_mel, prompt_tokens
 

@@ -278,3 +278,41 @@ def test_teacher_is_not_changed_by_building(teacher):
     build_student(teacher, StudentSpec((0, 3), (3,), d_model=32, ffn_dim=64))
     after = teacher.state_dict()
     assert all(torch.equal(after[name], tensor) for name, tensor in before.items())
+
+
+# --- a shorter window ---------------------------------------------------------------------------
+
+def test_window_student_keeps_the_first_positions_and_pads_to_its_window(tmp_path, tiny_random_whisper, speech_dir):
+    from voxdistill.audio import load_audio
+    from voxdistill.transcribe import log_mel, transcribe_audio
+
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10))
+    assert student.config.max_source_positions == 500 and provenance["window_seconds"] == {"teacher": 30, "student": 10}
+    assert torch.equal(student.model.encoder.embed_positions.weight,
+                       teacher.model.model.encoder.embed_positions.weight[:500])
+    out = save_student(student, teacher.processor, provenance, teacher.source, teacher.fingerprint.digest,
+                       tmp_path / "student")
+    windowed = load_whisper(str(out))
+    fe = windowed.processor.feature_extractor
+    assert (fe.chunk_length, fe.n_samples, fe.nb_max_frames) == (10, 160000, 1000)
+    # For a clip shorter than both windows, the 10 s features are the first 1000 frames of the 30 s ones:
+    # the student reads the same frames as the teacher, with less padding after them.
+    clip = load_audio(speech_dir / "fox.wav")
+    student_features, teacher_features = log_mel(windowed, [clip]), log_mel(teacher, [clip])
+    assert student_features.shape == (1, 80, 1000)
+    assert torch.equal(student_features, teacher_features[..., :1000])
+    # Audio longer than the window is cut into the model's windows: 25 s -> 10 + 10 + 5 s, joined.
+    long = np.concatenate([clip] * 8)[: 25 * 16000]
+    pieces = transcribe_audio(windowed, [long[:160000], long[160000:320000], long[320000:]])
+    assert transcribe_audio(windowed, [long]) == [" ".join(p for p in pieces if p)]
+    # transformers loads and runs it unchanged.
+    pipe = transformers.pipeline("automatic-speech-recognition", model=str(out))
+    assert isinstance(pipe(clip, generate_kwargs={"max_new_tokens": 8})["text"], str)
+
+
+def test_a_window_longer_than_the_teacher_is_refused(teacher):
+    with pytest.raises(StudentConfigError, match="longer than the teacher's 30 s"):
+        build_student(teacher, StudentSpec((0,), (0,), window_seconds=40))
+    with pytest.raises(StudentConfigError, match="window_seconds"):
+        StudentSpec((0,), (0,), window_seconds=0)

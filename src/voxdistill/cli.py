@@ -78,7 +78,7 @@ def cmd_student_init(args: argparse.Namespace) -> int:
     spec = StudentSpec(
         encoder_layers=tuple(parse_layers(args.encoder_layers, config.encoder_layers)),
         decoder_layers=tuple(parse_layers(args.decoder_layers, config.decoder_layers)),
-        d_model=args.d_model, ffn_dim=args.ffn_dim,
+        d_model=args.d_model, ffn_dim=args.ffn_dim, window_seconds=args.window_seconds,
     )
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, teacher_source=args.teacher,
@@ -170,8 +170,8 @@ def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...]) -> int:
     from voxdistill.pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
-                            decoder_layers=args.decoder_layers, steps=args.steps, seed=args.seed,
-                            latency_clips=args.latency_clips)
+                            decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
+                            steps=args.steps, seed=args.seed, latency_clips=args.latency_clips)
     start = time.perf_counter()
     result = run_pipeline(config)
     print(f"\nreport: {result['report']}  (open it in a browser)")
@@ -223,6 +223,15 @@ def cmd_corpus_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _window(value: str) -> int | str | None:
+    if value in ("auto", "teacher"):
+        return None if value == "teacher" else value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give whole seconds, 'auto' or 'teacher'") from None
+
+
 def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=description)
     p.set_defaults(func=func)
@@ -232,6 +241,9 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--preset", choices=["demo", "full"], default="demo", help="corpus size (default demo)")
     p.add_argument("--decoder-layers", default="2", metavar="N|I,J,...",
                    help="student decoder layers (default 2); the student keeps the teacher's encoder, frozen")
+    p.add_argument("--window-seconds", type=_window, default="auto", metavar="S|auto|teacher",
+                   help="the student's audio window: seconds, 'auto' (default: the longest training "
+                        "utterance, rounded up) or 'teacher' (the teacher's 30 s)")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps per recipe (default 200)")
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
@@ -372,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="narrower residual width, initialised from the teacher's largest dimensions")
     init.add_argument("--ffn-dim", type=int, default=None,
                       help="narrower feed-forward width, initialised from the teacher's most important neurons")
+    init.add_argument("--window-seconds", type=int, default=None, metavar="S",
+                      help="seconds of audio the student's encoder sees at once (default: the teacher's 30); "
+                           "clips are zero-padded to it, so a window that just fits your clips saves encoder "
+                           "time; longer audio is cut into windows")
     init.add_argument("--out", type=Path, required=True, help="student folder (must not exist or be empty)")
     init.set_defaults(func=cmd_student_init)
 

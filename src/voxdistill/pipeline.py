@@ -11,13 +11,17 @@ evaluation is skipped when its metrics cover the same models.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from voxdistill.audio import exact_div
 from voxdistill.config import load_config
 from voxdistill.data.corpus import PRESETS, build_corpus
+from voxdistill.data.manifest import read_manifest
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
@@ -25,7 +29,9 @@ from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
 from voxdistill.export.model_card import write_model_card
 from voxdistill.models.loading import load_whisper
-from voxdistill.models.student import STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student
+from voxdistill.models.student import (
+    STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_positions,
+)
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
 # The recipe YAMLs of the repository (configs/), which the pipeline points at its own folders.
@@ -41,6 +47,9 @@ class PipelineConfig:
     preset: str = "demo"  # corpus size (data.corpus.PRESETS)
     encoder_layers: str | None = None  # student encoder: count or indices; None = all (kept frozen by the recipes)
     decoder_layers: str = "2"  # student decoder: count or indices
+    # The student's audio window in seconds; None = the teacher's 30; "auto" = the longest training
+    # utterance, rounded up (every clip fits, and no more padding than that is computed).
+    window_seconds: int | Literal["auto"] | None = "auto"
     steps: int = 200  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
     seed: int = 0
     latency_clips: int = 20  # per evaluation set, timed at batch 1
@@ -53,6 +62,9 @@ class PipelineConfig:
             raise VoxdistillError(f"unknown corpus preset {self.preset!r}; choose from {sorted(PRESETS)}")
         if self.steps < 4:
             raise VoxdistillError(f"steps must be at least 4, got {self.steps}")
+        if not (self.window_seconds in (None, "auto") or isinstance(self.window_seconds, int)):
+            raise VoxdistillError(f"window_seconds must be a whole number of seconds, 'auto' or None, "
+                                  f"got {self.window_seconds!r}")
 
 
 class Stages:
@@ -88,15 +100,29 @@ def recipe_config(config: PipelineConfig, recipe: str) -> DistillConfig:
 
 def _make_student(config: PipelineConfig) -> str:
     folder = config.out / "student"
-    if (folder / STUDENT_FILE).is_file():
-        return "reused"
     teacher = load_whisper(config.teacher)
     c = teacher.model.config
     encoder = parse_layers(config.encoder_layers, c.encoder_layers) if config.encoder_layers else range(c.encoder_layers)
-    spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)))
+    window = config.window_seconds
+    if window == "auto":
+        longest = max((u.duration for u in read_manifest(config.out / "corpus" / "train.jsonl")), default=0.0)
+        window = min(max(math.ceil(longest), 1), exact_div(c.max_source_positions, window_positions(1)))
+    spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
+                       window_seconds=window)
     student, provenance = build_student(teacher.model, spec)
+    shape = {key: provenance[key] for key in ("encoder_layers", "decoder_layers", "window_seconds")}
+    if (folder / STUDENT_FILE).is_file():
+        existing = json.loads((folder / STUDENT_FILE).read_text())
+        full = provenance["window_seconds"]["teacher"]  # students recorded before windows had the teacher's
+        existing.setdefault("window_seconds", {"teacher": full, "student": full})
+        if {key: existing.get(key) for key in shape} != shape:
+            raise VoxdistillError(f"{folder} holds a student of other settings ({existing.get('encoder_layers')}, "
+                                  f"{existing.get('decoder_layers')}, {existing.get('window_seconds')}); "
+                                  f"use another --out, or delete that folder and what was trained from it")
+        return "reused"
     save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
-    return f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}"
+    return (f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}, "
+            f"{provenance['window_seconds']['student']} s window")
 
 
 def _distill(config: PipelineConfig, recipe: str, progress: bool) -> str:

@@ -98,10 +98,11 @@ def transcribe_audio(
     whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
     progress: bool = False,
 ) -> list[str]:
-    """One transcript per 16 kHz mono signal; signals longer than 30 s are cut into consecutive
-    30 s windows whose transcripts are joined."""
+    """One transcript per 16 kHz mono signal; signals longer than the model's window (30 s for
+    Whisper, shorter for some students) are cut into consecutive windows whose transcripts are joined."""
+    window = whisper.processor.feature_extractor.n_samples
     windows: list[tuple[int, np.ndarray]] = [
-        (i, w) for i, audio in enumerate(audios) for w in split_windows(audio)
+        (i, w) for i, audio in enumerate(audios) for w in split_windows(audio, window)
     ]
     pieces: list[list[str]] = [[] for _ in audios]
     batches = range(0, len(windows), options.batch_size)

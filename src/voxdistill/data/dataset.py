@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from transformers import WhisperFeatureExtractor
 
-from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.audio import SAMPLE_RATE, audio_duration, load_audio
 from voxdistill.data.degrade import add_noise, pink_noise, white_noise
 from voxdistill.data.manifest import Utterance, read_manifest
+from voxdistill.errors import AudioError
 
 
 def log_mel(feature_extractor: WhisperFeatureExtractor, audios: Sequence[np.ndarray]) -> torch.Tensor:
@@ -100,6 +101,7 @@ def length_bucketed_batches(items: Iterable[Utterance], batch_size: int, bucket_
 class SpeechBatch:
     utterances: list[Utterance]  # the manifest records, extra fields included
     input_features: torch.Tensor  # (B, n_mels, frames)
+    audios: list[np.ndarray]  # the 16 kHz signals behind the features (augmented, if augmenting)
 
     @property
     def ids(self) -> list[str]:
@@ -142,10 +144,21 @@ class SpeechDataset(torch.utils.data.IterableDataset):
         for k, batch in enumerate(self.batch_plan()):
             if k < self.start_batch or k % shards != shard:
                 continue
-            audios = [load_audio(u.audio_path(manifest_dir)) for u in batch]
+            audios = [self._load(u.audio_path(manifest_dir)) for u in batch]
             if self.augmentation is not None:
                 audios = [self.augmentation.apply(a, self._utterance_rng(u)) for a, u in zip(audios, batch)]
-            yield SpeechBatch(utterances=batch, input_features=log_mel(self.feature_extractor, audios))
+            yield SpeechBatch(utterances=batch, input_features=log_mel(self.feature_extractor, audios),
+                              audios=audios)
+
+    def _load(self, path: Path) -> np.ndarray:
+        """The utterance's audio; it must fit the model's window, or its transcript would be cut."""
+        window = self.feature_extractor.n_samples / SAMPLE_RATE
+        duration = audio_duration(path)  # from the header: a long file is refused before it is read
+        if duration > window:
+            raise AudioError(str(path), f"{duration:.1f} s is longer than the model's {window:g} s input "
+                                        f"window; leave it out of the training manifest, or give the student "
+                                        f"a longer window")
+        return load_audio(path, max_seconds=None)
 
     def _utterance_rng(self, utt: Utterance) -> np.random.Generator:
         return np.random.default_rng([self.batching.seed, self.epoch, zlib.crc32(utt.id.encode())])

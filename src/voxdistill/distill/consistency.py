@@ -83,9 +83,15 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
     if tc.mode == "none":
         return source
 
+    # The student may take a shorter window than the teacher (the teacher's side is unchanged: it
+    # sees its own window, in pseudo-labelling and online alike); everything else must agree.
     student_preprocessing = preprocessing_config(student_feature_extractor)
-    if student_preprocessing != preprocessing:
-        mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {preprocessing}")
+    student_window = student_preprocessing.pop("chunk_seconds")
+    teacher_preprocessing = {k: v for k, v in preprocessing.items() if k != "chunk_seconds"}
+    if student_preprocessing != teacher_preprocessing:
+        mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {teacher_preprocessing}")
+    if student_window > preprocessing["chunk_seconds"]:
+        mismatch(f"the student's {student_window} s window is longer than the teacher's {preprocessing['chunk_seconds']} s")
     if teacher_vocab is not None and teacher_vocab != student_vocab_size:
         raise TeacherMismatchError(
             f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "

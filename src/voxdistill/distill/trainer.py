@@ -32,7 +32,7 @@ from tqdm import tqdm
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from voxdistill.config import save_config
-from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset
+from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, log_mel
 from voxdistill.distill.batches import build_decoder_batch
 from voxdistill.distill.checkpoint import (
     TrainerState, complete_checkpoints, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
@@ -115,6 +115,8 @@ class Trainer:
                                                       student.config.vocab_size)
         if self.teacher.whisper is not None:
             self.teacher.whisper.model.to(self.accelerator.device)
+        self.teacher_windowed = self.teacher.whisper is not None and (
+            self.teacher.whisper.processor.feature_extractor.n_samples != self.processor.feature_extractor.n_samples)
         if config.optim.freeze_encoder:
             student.model.encoder.requires_grad_(False)
         if config.optim.freeze_embeddings:
@@ -223,9 +225,14 @@ class Trainer:
         online_teacher = self.self_teacher if self.state.phase == PHASE_SELF else (
             self.teacher.whisper.model if self.teacher.mode == "online" else None)
         if online_teacher is not None and weights.kd_weight > 0:
+            teacher_features = features
+            if online_teacher is not self.self_teacher and self.teacher_windowed:
+                # A student with a shorter window: the teacher gets its own 30 s features.
+                teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
+                                           speech_batch.audios).to(device)
             with torch.inference_mode():
                 teacher_logits = online_teacher(
-                    input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
+                    input_features=teacher_features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
             teacher_logits = teacher_logits.clone()  # leave inference mode: autograd may touch it
         with self.accelerator.autocast():
             logits = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits

@@ -78,6 +78,10 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
     if shape:
         layers = (f" It keeps {shape['encoder_layers']} encoder and {shape['decoder_layers']} decoder layers "
                   f"of width {shape['d_model']}.")
+    window = provenance.get("window_seconds") or {}
+    if window and window.get("student") != window.get("teacher"):
+        layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
+                   f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
     return (f"# {label}\n\n`{label}` is an English speech-recognition model: a smaller Whisper {made} "
             f"from the teacher `{teacher}` with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
@@ -99,7 +103,7 @@ def _how_it_was_made(model_dir: Path, provenance: Mapping) -> str:
         f"`{source.get('fingerprint', '?')}`), none is random: student layer *i* is a copy of the teacher "
         f"layer listed *i*-th below.\n",
         "| | teacher | student | teacher layers kept |", "|---|---|---|---|", *rows, "",
-        *(f"- {line}" for line in provenance.get("width_initialisation", [])),
+        *(f"- Width: {line}" for line in provenance.get("width_initialisation", [])),
     ]
     distilled = provenance.get("distilled")
     if not distilled:
@@ -182,7 +186,10 @@ def _usage(model_dir: Path) -> str:
 
 def _limitations(student: Mapping) -> str:
     sizes = [stats["n"] for stats in student.get("sets", {}).values() if "n" in stats]
-    size = f" ({min(sizes)} to {max(sizes)} utterances per set)" if sizes else ""
+    size = ""
+    if sizes:
+        spread = str(sizes[0]) if min(sizes) == max(sizes) else f"{min(sizes)} to {max(sizes)}"
+        size = f" ({spread} utterances per set)"
     return (
         "## Limitations\n\n"
         "- **Synthetic speech.** Trained and evaluated on text-to-speech voices with simulated noise, "

@@ -4,6 +4,8 @@ weight taken from the teacher (never random) and a provenance record saying how.
 Depth: student layer i is an exact copy of teacher layer ``spec.*_layers[i]``; the conv front end,
 embeddings and final layer norms are copied unchanged. Width: feed-forward neurons and residual
 dimensions are kept by magnitude (structured pruning), so the cut is deterministic given the teacher.
+Window: a student may take a shorter audio window than the teacher's 30 s (the first positional
+embeddings, and a feature extractor that pads to the new length): less encoder work per clip.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
+from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
 from voxdistill.errors import VoxdistillError
 
 STUDENT_FILE = "student.json"  # provenance written beside the Hugging Face files
@@ -93,13 +96,17 @@ class StudentSpec:
     decoder_layers: tuple[int, ...]  # teacher decoder layer copied into each student layer, increasing
     d_model: int | None = None  # residual-stream width; None keeps the teacher's
     ffn_dim: int | None = None  # feed-forward width of every layer; None keeps the teacher's
+    # Seconds of audio the encoder sees at once; None keeps the teacher's 30. Clips are zero-padded
+    # to this window, so a shorter one saves encoder work on short clips (the encoder dominates on
+    # a CPU); longer audio is cut into windows of this length.
+    window_seconds: int | None = None
 
     def __post_init__(self):
         for field in ("encoder_layers", "decoder_layers"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
             if not getattr(self, field):
                 raise StudentConfigError(f"StudentSpec.{field}: a student needs at least 1 layer")
-        for field in ("d_model", "ffn_dim"):
+        for field in ("d_model", "ffn_dim", "window_seconds"):
             value = getattr(self, field)
             if value is not None and value < 1:
                 raise StudentConfigError(
@@ -155,9 +162,24 @@ def _ffn(prefix: str, layer: nn.Module, dims: Tensor, neurons: Tensor) -> dict[s
     }
 
 
+def window_positions(seconds: int) -> int:
+    """Encoder positions of a ``seconds``-long window: one per two mel frames (conv2 has stride 2)."""
+    return exact_div(seconds * SAMPLE_RATE, HOP_LENGTH * 2)
+
+
+def windowed_processor(processor: WhisperProcessor, seconds: int) -> WhisperProcessor:
+    """A copy of ``processor`` whose feature extractor pads (and cuts) audio to ``seconds``."""
+    processor = copy.deepcopy(processor)
+    fe = processor.feature_extractor
+    fe.chunk_length = seconds
+    fe.n_samples = seconds * fe.sampling_rate
+    fe.nb_max_frames = exact_div(fe.n_samples, fe.hop_length)
+    return processor
+
+
 @torch.no_grad()
 def _student_state(teacher: WhisperForConditionalGeneration, spec: StudentSpec, d_model: int,
-                   encoder_ffn: int, decoder_ffn: int) -> dict[str, Tensor]:
+                   encoder_ffn: int, decoder_ffn: int, positions: int) -> dict[str, Tensor]:
     config = teacher.config
     encoder, decoder = teacher.model.encoder, teacher.model.decoder
     # Residual dimensions kept: the decoder's by mean |token embedding|, the encoder's by the
@@ -175,7 +197,8 @@ def _student_state(teacher: WhisperForConditionalGeneration, spec: StudentSpec, 
         "model.encoder.conv1.bias": encoder.conv1.bias[conv_channels],
         "model.encoder.conv2.weight": conv2_kept[:, conv_channels],  # (d', d', 3)
         "model.encoder.conv2.bias": encoder.conv2.bias[encoder_dims],
-        "model.encoder.embed_positions.weight": encoder.embed_positions.weight[:, encoder_dims],
+        # A shorter window keeps the first positions: those of the teacher for the same frames.
+        "model.encoder.embed_positions.weight": encoder.embed_positions.weight[:positions, encoder_dims],
         **_layer_norm("model.encoder.layer_norm", encoder.layer_norm, encoder_dims),
         "model.decoder.embed_tokens.weight": decoder.embed_tokens.weight[:, decoder_dims],  # (V, d')
         "model.decoder.embed_positions.weight": decoder.embed_positions.weight[:, decoder_dims],
@@ -245,13 +268,20 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
         if d_model % n_heads:
             raise StudentConfigError(f"d_model {d_model} is not divisible by the {side}'s {n_heads} "
                                      f"attention heads; choose a multiple of {n_heads}")
+    teacher_window = exact_div(teacher.max_source_positions, window_positions(1))
+    window = teacher_window if spec.window_seconds is None else spec.window_seconds
+    if window > teacher_window:
+        raise StudentConfigError(f"window_seconds {window} is longer than the teacher's {teacher_window} s "
+                                 f"window; a student's window can only be shorter")
 
     config = copy.deepcopy(teacher)
     config.encoder_layers, config.decoder_layers = len(spec.encoder_layers), len(spec.decoder_layers)
     config.d_model, config.encoder_ffn_dim, config.decoder_ffn_dim = d_model, encoder_ffn, decoder_ffn
+    config.max_source_positions = window_positions(window)
     student = WhisperForConditionalGeneration(config)
-    student.load_state_dict(_student_state(teacher_model, spec, d_model, encoder_ffn, decoder_ffn),
-                            strict=True)
+    student.load_state_dict(
+        _student_state(teacher_model, spec, d_model, encoder_ffn, decoder_ffn, config.max_source_positions),
+        strict=True)
     student.generation_config, alignment = _generation_config(
         teacher_model.generation_config, spec.decoder_layers, config.decoder_attention_heads
     )
@@ -278,6 +308,7 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
         "student_shape": {k: getattr(config, k) for k in shape},
         "width_initialisation": widths or ["none: the teacher's widths, layers copied exactly"],
         "alignment_heads": alignment,
+        "window_seconds": {"teacher": teacher_window, "student": window},
     }
     return student, provenance
 
@@ -290,6 +321,9 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StudentConfigError(f"{out} already exists and is not an empty folder; "
                                  f"choose another output folder or remove it")
+    window = exact_div(student_model.config.max_source_positions, window_positions(1))
+    if processor.feature_extractor.chunk_length != window:
+        processor = windowed_processor(processor, window)  # the features must fill the window exactly
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
