@@ -26,14 +26,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from voxdistill.audio import load_audio
     from voxdistill.models.loading import load_whisper
-    from voxdistill.transcribe import DecodingOptions, transcribe_audio
+    from voxdistill.transcribe import transcribe_audio
 
     # Read and validate every file before the model loads: bad input fails in milliseconds.
     audios = [load_audio(path, long_audio=args.long_audio) for path in args.audio]
-    options = DecodingOptions(
-        num_beams=args.beam_size, max_new_tokens=args.max_new_tokens, language=args.language,
-        batch_size=args.batch_size,
-    )
+    options = _decoding(args)
     whisper = load_whisper(args.model)
     texts = transcribe_audio(whisper, audios, options, progress=len(audios) > options.batch_size)
     if args.json:
@@ -47,13 +44,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
-    from voxdistill.transcribe import DecodingOptions
 
     config = PseudoLabelConfig(
         teacher=args.teacher, manifest=args.manifest, out=args.out,
-        decoding=DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
-                                 language=args.language, batch_size=args.batch_size),
-        top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
+        decoding=_decoding(args), top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
         max_bad_audio=args.skip_bad_audio,
     )
     start = time.perf_counter()
@@ -111,12 +105,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
-    from voxdistill.transcribe import DecodingOptions
 
     settings = EvalSettings(
-        decoding=DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
-                                 language=args.language, batch_size=args.batch_size),
-        latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
+        decoding=_decoding(args), latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
     )
     result = evaluate(args.model, args.manifest, args.out, settings, labels=args.label)
     print(format_table(result))
@@ -223,6 +214,21 @@ def cmd_corpus_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
+    """The decoding flags shared by every command that transcribes; ``batch`` says what a batch holds."""
+    p.add_argument("--batch-size", type=int, default=8, help=f"{batch} (default 8)")
+    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
+    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+
+
+def _decoding(args: argparse.Namespace):
+    from voxdistill.transcribe import DecodingOptions
+
+    return DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
+                           language=args.language, batch_size=args.batch_size)
+
+
 def _window(value: str) -> int | str | None:
     if value in ("auto", "teacher"):
         return None if value == "teacher" else value
@@ -270,10 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files (WAV, FLAC, OGG, ...; other rates are resampled to 16 kHz, "
                         "stereo is downmixed, both with a warning)")
     p.add_argument("--json", action="store_true", help='print [{"audio": path, "text": ...}] instead')
-    p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass (default 8)")
-    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
-    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
-    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+    _decoding_arguments(p, batch="30 s windows per forward pass")
     p.add_argument("--long-audio", choices=["refuse", "split"], default="refuse",
                    help="audio over 30 s: refuse it (default) or transcribe it in 30 s windows")
     p.set_defaults(func=cmd_transcribe)
@@ -352,10 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help=MODEL_HELP)
     p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
-    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
-    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per utterance at most (default 224)")
-    p.add_argument("--language", default="en", help="language of multilingual teachers (default en)")
+    _decoding_arguments(p, batch="utterances per forward pass")
     p.add_argument("--top-k", type=int, default=16,
                    help="teacher log-probabilities kept per output token for offline KD; 0 keeps none (default 16)")
     p.add_argument("--wer-threshold", type=float, default=None,
@@ -419,10 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, nargs="+", required=True, metavar="MANIFEST",
                    help="JSON Lines manifests with reference text; each is a set named after its file")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass for accuracy and throughput (default 8)")
-    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
-    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
-    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+    _decoding_arguments(p, batch="utterances per forward pass for accuracy and throughput")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
                    help="clips per set timed one at a time for latency p50/p95 (default 20; 0 skips)")
     p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed clips per model before timing (default 2)")

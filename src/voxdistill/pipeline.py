@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from voxdistill.audio import exact_div
 from voxdistill.config import load_config
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.manifest import read_manifest
@@ -30,7 +29,7 @@ from voxdistill.evaluation.report import build_report
 from voxdistill.export.model_card import write_model_card
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import (
-    STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_positions,
+    STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_seconds,
 )
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
@@ -102,24 +101,26 @@ def _make_student(config: PipelineConfig) -> str:
     folder = config.out / "student"
     teacher = load_whisper(config.teacher)
     c = teacher.model.config
+    full = window_seconds(c)
     encoder = parse_layers(config.encoder_layers, c.encoder_layers) if config.encoder_layers else range(c.encoder_layers)
     window = config.window_seconds
     if window == "auto":
         longest = max((u.duration for u in read_manifest(config.out / "corpus" / "train.jsonl")), default=0.0)
-        window = min(max(math.ceil(longest), 1), exact_div(c.max_source_positions, window_positions(1)))
+        window = min(max(math.ceil(longest), 1), full)
     spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
                        window_seconds=window)
-    student, provenance = build_student(teacher.model, spec)
-    shape = {key: provenance[key] for key in ("encoder_layers", "decoder_layers", "window_seconds")}
     if (folder / STUDENT_FILE).is_file():
+        wanted = {"encoder_layers": list(spec.encoder_layers), "decoder_layers": list(spec.decoder_layers),
+                  "window_seconds": {"teacher": full, "student": spec.window_seconds or full}}
         existing = json.loads((folder / STUDENT_FILE).read_text())
-        full = provenance["window_seconds"]["teacher"]  # students recorded before windows had the teacher's
+        # Students recorded before windows existed had the teacher's.
         existing.setdefault("window_seconds", {"teacher": full, "student": full})
-        if {key: existing.get(key) for key in shape} != shape:
+        if {key: existing.get(key) for key in wanted} != wanted:
             raise VoxdistillError(f"{folder} holds a student of other settings ({existing.get('encoder_layers')}, "
                                   f"{existing.get('decoder_layers')}, {existing.get('window_seconds')}); "
                                   f"use another --out, or delete that folder and what was trained from it")
         return "reused"
+    student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
     return (f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}, "
             f"{provenance['window_seconds']['student']} s window")

@@ -143,6 +143,7 @@ class Evaluation:
             self.throughput[label][name] = Timings()
             self.latency[label][name] = Timings()
         utterances = read_manifest(manifest)
+        latency_clips: list = []  # the set's first clips, timed one by one after the accuracy pass
         bar = tqdm(desc=f"evaluate {name}", unit="utt", disable=not progress)
         while batch := list(islice(utterances, size)):
             for utt in batch:
@@ -152,6 +153,7 @@ class Evaluation:
             if not self.warm:
                 self._warm_up(audios)
                 self.warm = True
+            latency_clips += audios[: self.settings.latency_clips - len(latency_clips)]
             texts = time_interleaved(self.runners, audios, self.throughput_of(name), self.turn)
             self.turn += 1
             for i, utt in enumerate(batch):
@@ -164,19 +166,13 @@ class Evaluation:
                 }, ensure_ascii=False) + "\n")
             bar.update(len(batch))
         bar.close()
-        self._time_latency(manifest, progress)
+        timings = {label: self.latency[label][name] for label in self.models}
+        for audio in tqdm(latency_clips, desc=f"latency {name}", unit="clip", disable=not progress):
+            time_interleaved(self.single, [audio], timings, self.turn)
+            self.turn += 1
 
     def throughput_of(self, name: str) -> dict[str, Timings]:
         return {label: self.throughput[label][name] for label in self.models}
-
-    def _time_latency(self, manifest: Path, progress: bool) -> None:
-        name = manifest.stem
-        clips = list(islice(read_manifest(manifest), self.settings.latency_clips))
-        timings = {label: self.latency[label][name] for label in self.models}
-        for utt in tqdm(clips, desc=f"latency {name}", unit="clip", disable=not progress):
-            audio = load_audio(utt.audio_path(manifest.parent), long_audio="split")
-            time_interleaved(self.single, [audio], timings, self.turn)
-            self.turn += 1
 
     def record(self, label: str, source: str) -> dict:
         whisper = self.models[label]

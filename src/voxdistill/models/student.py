@@ -167,6 +167,11 @@ def window_positions(seconds: int) -> int:
     return exact_div(seconds * SAMPLE_RATE, HOP_LENGTH * 2)
 
 
+def window_seconds(config) -> int:
+    """The audio window, in seconds, of a Whisper ``config`` (30 for every released Whisper)."""
+    return exact_div(config.max_source_positions, window_positions(1))
+
+
 def windowed_processor(processor: WhisperProcessor, seconds: int) -> WhisperProcessor:
     """A copy of ``processor`` whose feature extractor pads (and cuts) audio to ``seconds``."""
     processor = copy.deepcopy(processor)
@@ -268,7 +273,7 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
         if d_model % n_heads:
             raise StudentConfigError(f"d_model {d_model} is not divisible by the {side}'s {n_heads} "
                                      f"attention heads; choose a multiple of {n_heads}")
-    teacher_window = exact_div(teacher.max_source_positions, window_positions(1))
+    teacher_window = window_seconds(teacher)
     window = teacher_window if spec.window_seconds is None else spec.window_seconds
     if window > teacher_window:
         raise StudentConfigError(f"window_seconds {window} is longer than the teacher's {teacher_window} s "
@@ -321,7 +326,7 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StudentConfigError(f"{out} already exists and is not an empty folder; "
                                  f"choose another output folder or remove it")
-    window = exact_div(student_model.config.max_source_positions, window_positions(1))
+    window = window_seconds(student_model.config)
     if processor.feature_extractor.chunk_length != window:
         processor = windowed_processor(processor, window)  # the features must fill the window exactly
     out.parent.mkdir(parents=True, exist_ok=True)
