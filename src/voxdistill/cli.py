@@ -48,7 +48,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     config = PseudoLabelConfig(
         teacher=args.teacher, manifest=args.manifest, out=args.out,
         decoding=_decoding(args), top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
-        max_bad_audio=args.skip_bad_audio,
+        max_bad_audio=args.skip_bad_audio, encoder_state_seconds=args.encoder_state_seconds,
     )
     start = time.perf_counter()
     summary = run_pseudo_label(config)
@@ -349,8 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "pseudo-label", help="transcribe a manifest with the teacher, keeping its top-k distributions",
         description="The teacher transcribes every utterance (batched, sorted by length), keeps the "
-                    "top-k log-probabilities along each transcript for offline distillation, and "
-                    "records its fingerprint. Work is committed in shards: run the same command "
+                    "top-k log-probabilities along each transcript, and along each reference "
+                    "transcript where the manifest has one, for offline distillation, and records its "
+                    "fingerprint. Work is committed in shards: run the same command "
                     "again to resume. Runs on several processes under accelerate launch or torchrun.")
     p.add_argument("--teacher", required=True, help=MODEL_HELP)
     p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the manifest has reference text, drop utterances whose pseudo-label WER "
                         "exceeds this (e.g. 0.3); the counts are reported")
     p.add_argument("--shard-size", type=int, default=64, help="utterances committed together (default 64)")
+    p.add_argument("--encoder-state-seconds", type=int, default=0, metavar="S",
+                   help="also cache the teacher's encoder states over the first S seconds of its window, "
+                        "the target of encoder-state KD (loss.encoder_kd_weight) for a student whose "
+                        "window is S seconds; float16, about 38 KB per second per utterance for tiny.en "
+                        "(default 0: none)")
     p.add_argument("--skip-bad-audio", type=int, default=0, metavar="N",
                    help="skip up to N unreadable audio files, logged by id (default 0: stop at the first)")
     p.set_defaults(func=cmd_pseudo_label)

@@ -54,6 +54,13 @@ def prompt_tokens(whisper: Whisper, language: str = "en") -> list[int]:
     return tokens + [gen.no_timestamps_token_id]
 
 
+def text_tokens(tokenizer, text: str) -> list[int]:
+    """Token ids of a transcript as Whisper writes it after its prompt: with a space before the first
+    word. One function, so that the teacher's cached rows along a reference and the student's labels
+    are the same tokens."""
+    return tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
+
+
 def log_mel(whisper: Whisper, windows: Sequence[np.ndarray]) -> torch.Tensor:
     """(B, n_mels, 3000) features of ``whisper``'s own feature extractor."""
     return features_of(whisper.processor.feature_extractor, windows)

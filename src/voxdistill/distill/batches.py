@@ -1,23 +1,34 @@
-"""From utterance records to decoder inputs, labels and (offline KD) teacher top-k rows.
+"""From utterance records to decoder inputs, labels and (offline KD) the teacher's cached rows.
 
 For a prompt of P tokens and label tokens t_1..t_n the decoder reads ``prompt + t_1..t_n`` and
 position j is trained to predict token j + 1 of ``prompt + t_1..t_n + <eot>``. Positions that would
 predict prompt tokens are ignored; positions P−1 … P−1+n predict t_1 … t_n and <eot>. Those are
-exactly the n + 1 rows the pseudo-labeller caches per utterance, so offline top-k rows line up
-with the labels one to one.
+exactly the n + 1 rows the pseudo-labeller caches per utterance and label stream, so offline top-k
+rows line up with the labels one to one.
+
+Which label an utterance teaches (``data.labels``):
+- ``reference``: its reference transcript (``text`` of a plain manifest, ``reference_text`` of a
+  pseudo-label manifest); offline, the teacher's rows teacher-forced along that reference;
+- ``pseudo_label``: the teacher's transcript (a pseudo-label manifest only), and its rows along it;
+- ``prefer_reference``: the reference where the utterance has one, else its pseudo-label.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from voxdistill.data.manifest import Utterance
+from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.distill.losses import IGNORE_INDEX
 from voxdistill.errors import VoxdistillError
 from voxdistill.teacher.topk import TopKCache
+from voxdistill.transcribe import text_tokens
+
+LABEL_CHOICES = ("prefer_reference", "reference", "pseudo_label")
 
 
 class LabelError(VoxdistillError):
@@ -28,43 +39,75 @@ class LabelError(VoxdistillError):
 class DecoderBatch:
     decoder_input_ids: torch.Tensor  # (B, L)
     labels: torch.Tensor  # (B, L), IGNORE_INDEX where there is nothing to learn
+    sources: list[str]  # the label stream of each utterance: reference | pseudo_label
     topk_ids: torch.Tensor | None = None  # (B, L, K) offline KD rows aligned with labels
     topk_log_probs: torch.Tensor | None = None  # (B, L, K)
 
 
-def label_tokens(utt: Utterance, tokenizer, field: str, use_pseudo_label_tokens: bool) -> list[int]:
-    if use_pseudo_label_tokens:
-        tokens = utt.extra.get("pseudo_label_tokens")
-        if tokens is None:
-            raise LabelError(f"{utt.id}: no pseudo_label_tokens; offline KD needs a manifest written by pseudo-label")
-        return list(tokens)
-    text = utt.text if field == "text" else utt.extra.get(field)
-    if not text:
-        raise LabelError(f"{utt.id}: no {field!r} to learn from")
-    # Whisper writes a space before the first word; tokenise the same way.
-    return tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
+def is_pseudo_labelled(utt: Utterance) -> bool:
+    return "pseudo_label_tokens" in utt.extra
+
+
+def reference_text(utt: Utterance) -> str | None:
+    text = utt.extra.get("reference_text") if is_pseudo_labelled(utt) else utt.text
+    return text if text and text.strip() else None
+
+
+def label_source(utt: Utterance, labels: str) -> str:
+    """The stream ``utt`` learns from under ``data.labels == labels``; LabelError if it has none."""
+    has_reference = reference_text(utt) is not None
+    if labels == "reference" or (labels == "prefer_reference" and has_reference):
+        if not has_reference:
+            raise LabelError(f"{utt.id}: no reference transcript to learn from (data.labels=reference); "
+                             f"use data.labels=prefer_reference to fall back on its pseudo-label")
+        return "reference"
+    if not is_pseudo_labelled(utt):
+        raise LabelError(f"{utt.id}: no pseudo-label (a manifest written by `voxdistill pseudo-label` has "
+                         f"them){'' if labels == 'pseudo_label' else ' and no reference transcript'}")
+    return "pseudo_label"
+
+
+def count_label_sources(manifest: Path, labels: str) -> Counter:
+    """How many utterances of ``manifest`` learn from each stream, checked before training starts:
+    an utterance without the label the run needs stops the run here, naming it."""
+    return Counter(label_source(utt, labels) for utt in read_manifest(manifest))
+
+
+def _tokens(utt: Utterance, source: str, tokenizer) -> list[int]:
+    if source == "pseudo_label":
+        return list(utt.extra["pseudo_label_tokens"])
+    cached = utt.extra.get("reference_tokens") if is_pseudo_labelled(utt) else None
+    return list(cached) if cached is not None else text_tokens(tokenizer, reference_text(utt))
+
+
+def _cached_rows(cache: TopKCache, utt: Utterance, source: str):
+    index_key = "topk_index" if source == "pseudo_label" else "reference_topk_index"
+    if "topk_shard" not in utt.extra or index_key not in utt.extra:
+        raise LabelError(f"{utt.id}: no cached teacher rows along its {source.replace('_', ' ')}; "
+                         f"pseudo-label the manifest again with this version of voxdistill")
+    return cache.lookup(utt.extra["topk_shard"], utt.extra[index_key], source)
 
 
 def build_decoder_batch(utterances: Sequence[Utterance], tokenizer, prompt: list[int], eot: int,
-                        max_length: int, label_field: str = "text",
+                        max_length: int, labels: str = "prefer_reference",
                         topk_cache: TopKCache | None = None) -> DecoderBatch:
     """Decoder inputs and shifted labels for a batch; with ``topk_cache``, the teacher's cached
-    rows placed at the label positions (labels are then the pseudo-label tokens themselves)."""
-    offline = topk_cache is not None
+    rows along the same label tokens placed at the label positions."""
+    sources = [label_source(u, labels) for u in utterances]
     sequences = []
-    for utt in utterances:
-        tokens = label_tokens(utt, tokenizer, label_field, use_pseudo_label_tokens=offline)
+    for utt, source in zip(utterances, sources):
+        tokens = _tokens(utt, source, tokenizer)
         sequences.append(prompt + tokens[: max_length - len(prompt) - 1] + [eot])
     width = max(len(s) for s in sequences) - 1
     inputs = torch.full((len(sequences), width), eot, dtype=torch.long)
-    labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+    targets = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
     first = len(prompt) - 1  # the first position whose target is a label token
     for i, seq in enumerate(sequences):
         inputs[i, : len(seq) - 1] = torch.tensor(seq[:-1])
-        labels[i, first : len(seq) - 1] = torch.tensor(seq[len(prompt):])
-    batch = DecoderBatch(inputs, labels)
-    if offline:
-        rows = [topk_cache.lookup(u.extra["topk_shard"], u.extra["topk_index"]) for u in utterances]
+        targets[i, first : len(seq) - 1] = torch.tensor(seq[len(prompt):])
+    batch = DecoderBatch(inputs, targets, sources)
+    if topk_cache is not None:
+        rows = [_cached_rows(topk_cache, u, s) for u, s in zip(utterances, sources)]
         k = rows[0].ids.shape[1]
         batch.topk_ids = torch.zeros(len(rows), width, k, dtype=torch.long)
         batch.topk_log_probs = torch.zeros(len(rows), width, k)

@@ -3,6 +3,7 @@ typed frozen dataclasses, validated before any model is loaded, saved resolved w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,11 @@ from voxdistill.distill.losses import LossWeights
 class DataConfig:
     train_manifest: Path  # gold transcripts, or pseudo_labels.jsonl from `voxdistill pseudo-label`
     dev_manifest: Path | None = None  # scored by WER every eval.every_steps
-    labels: Literal["text", "reference_text"] = "text"  # manifest field the CE term learns from
+    # What each utterance learns from (CE, and the teacher's KL along the same tokens):
+    # prefer_reference = its reference transcript where it has one, else its pseudo-label;
+    # reference = references only (an utterance without one stops the run);
+    # pseudo_label = the teacher's transcript only (a pseudo-label manifest).
+    labels: Literal["prefer_reference", "reference", "pseudo_label"] = "prefer_reference"
     batch_size: int = 8  # utterances per micro-batch (per process)
     bucket_size: int = 64  # utterances sorted by length together
     shuffle_buffer: int = 256  # bounded shuffle of the streamed manifest
@@ -46,12 +51,18 @@ class LossConfig:
     kd_weight: float = 1.0  # on T² · KL(teacher ‖ student), at step 0
     temperature: float = 2.0  # softens both distributions in the KL term
     kd_decay: KDDecay = field(default_factory=KDDecay)  # ASKD phase 1: how kd_weight decays
+    # On the mean squared distance between the student's final encoder states and the teacher's over
+    # the student's window (the teacher reading its own 30 s window), divided by the teacher states'
+    # mean square: keeps a student encoder with a shorter window close to the teacher's behaviour.
+    encoder_kd_weight: float = 0.0
 
     def weights(self, kd_weight: float | None = None) -> LossWeights:
         return LossWeights(self.ce_weight, self.kd_weight if kd_weight is None else kd_weight, self.temperature)
 
     def __post_init__(self):
         self.weights()  # validates
+        if not (math.isfinite(self.encoder_kd_weight) and self.encoder_kd_weight >= 0):
+            raise ValueError(f"encoder_kd_weight must be a finite number >= 0, got {self.encoder_kd_weight}")
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,15 @@ class DistillConfig:
     log_every: int = 10  # steps between progress-bar and log lines (every step goes to the JSONL log)
 
     def __post_init__(self):
+        # Combinations in which a setting would be silently ignored are refused here, at start-up.
+        if self.teacher.mode == "none" and self.loss.kd_weight > 0:
+            raise ValueError(f"loss.kd_weight is {self.loss.kd_weight} but teacher.mode is none: there is no "
+                             f"teacher for the KL term; set loss.kd_weight=0, or teacher.mode online or offline")
+        if self.loss.encoder_kd_weight > 0 and self.teacher.mode == "none":
+            raise ValueError("loss.encoder_kd_weight needs a teacher: set teacher.mode online or offline")
+        if self.loss.encoder_kd_weight > 0 and self.optim.freeze_encoder:
+            raise ValueError("loss.encoder_kd_weight trains the encoder, but optim.freeze_encoder is true; "
+                             "set one of them off")
         start = self.self_distill.start_step
         if start is not None and start >= self.optim.max_steps:
             raise ValueError(f"self_distill.start_step ({start}) must be below optim.max_steps ({self.optim.max_steps})")

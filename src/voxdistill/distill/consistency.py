@@ -9,6 +9,7 @@ unless ``teacher.allow_mismatch`` is set, in which case the mismatch is recorded
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import preprocessing_config
 from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.models.student import window_positions
 from voxdistill.teacher.topk import TopKCache
 
 
@@ -32,6 +34,7 @@ class TeacherSource:
     topk_cache: TopKCache | None = None  # offline
     fingerprint: str | None = None  # the teacher behind the KD term
     mismatches: list[str] = field(default_factory=list)  # allowed mismatches, for the run record
+    encoder_positions: int = 0  # encoder-state KD: positions compared (the student's window), 0 = off
 
 
 def pseudo_label_folder(config: DistillConfig) -> Path | None:
@@ -41,7 +44,11 @@ def pseudo_label_folder(config: DistillConfig) -> Path | None:
     return folder if (folder / "metadata.json").is_file() else None
 
 
-def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vocab_size: int) -> TeacherSource:
+def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vocab_size: int,
+                    label_sources: Counter | None = None) -> TeacherSource:
+    """The teacher behind the run's KD terms, checked against the pseudo-labels, the student and,
+    offline, against what the cache holds for the labels (``label_sources``: utterances per stream)
+    and for encoder-state KD."""
     tc = config.teacher
     source = TeacherSource(mode=tc.mode)
     folder = pseudo_label_folder(config)
@@ -66,6 +73,11 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
             if digest != source.fingerprint:
                 mismatch(f"top-k shard {shard} was written by teacher {digest}, metadata says {source.fingerprint}")
         source.topk_cache = TopKCache(folder)
+        if (label_sources or {}).get("reference") and "reference" not in metadata.get("topk_streams", []):
+            raise TeacherMismatchError(
+                f"{folder}: data.labels={config.data.labels} trains {label_sources['reference']} utterances on "
+                f"their references, but this cache has no teacher rows along references (made by an older "
+                f"voxdistill); pseudo-label again into a new folder, or set data.labels=pseudo_label")
         preprocessing = metadata["fingerprint"]["preprocessing"]
         teacher_vocab = metadata.get("vocab_size")
     if tc.model:
@@ -92,6 +104,14 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
         mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {teacher_preprocessing}")
     if student_window > preprocessing["chunk_seconds"]:
         mismatch(f"the student's {student_window} s window is longer than the teacher's {preprocessing['chunk_seconds']} s")
+    if config.loss.encoder_kd_weight > 0:
+        source.encoder_positions = window_positions(student_window)
+        cached = metadata.get("encoder_state_seconds", 0) if metadata else 0
+        if tc.mode == "offline" and cached < student_window:
+            raise TeacherMismatchError(
+                f"{folder}: loss.encoder_kd_weight needs the teacher's encoder states over the student's "
+                f"{student_window} s window, but the cache holds {cached} s; pseudo-label again with "
+                f"--encoder-state-seconds {student_window}, or use teacher.mode=online")
     if teacher_vocab is not None and teacher_vocab != student_vocab_size:
         raise TeacherMismatchError(
             f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "

@@ -107,14 +107,28 @@ class LossWeights:
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
 
 
+def encoder_state_loss(student_states: torch.Tensor, teacher_states: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between encoder states (B, P, d), divided by the mean square of the
+    teacher's, so the term reads as a relative error (1.0 = as far as predicting zeros) whatever the
+    model's scale. The teacher is detached."""
+    teacher = teacher_states.detach().float()  # (B, P, d)
+    return (student_states.float() - teacher).pow(2).mean() / teacher.pow(2).mean().clamp_min(1e-12)
+
+
 @dataclass
 class LossParts:
     total: torch.Tensor  # () the loss to backpropagate
     ce: torch.Tensor  # () unweighted token cross-entropy
     kd: torch.Tensor  # () unweighted T² · KL; a zero tensor when there is no teacher term
+    encoder: torch.Tensor | None = None  # () unweighted encoder_state_loss, when that term is on
+
+    def add_encoder_term(self, loss: torch.Tensor, weight: float) -> None:
+        self.encoder = loss
+        self.total = self.total + weight * loss
 
     def as_floats(self) -> dict[str, float]:
-        return {"total": self.total.item(), "ce": self.ce.item(), "kd": self.kd.item()}
+        floats = {"total": self.total.item(), "ce": self.ce.item(), "kd": self.kd.item()}
+        return floats if self.encoder is None else floats | {"encoder": self.encoder.item()}
 
 
 def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor, weights: LossWeights,

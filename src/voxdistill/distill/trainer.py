@@ -33,7 +33,7 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from voxdistill.config import save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, log_mel
-from voxdistill.distill.batches import build_decoder_batch
+from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
     TrainerState, complete_checkpoints, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
     set_rng_state,
@@ -41,7 +41,7 @@ from voxdistill.distill.checkpoint import (
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
-from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss
+from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
@@ -111,8 +111,10 @@ class Trainer:
         set_seed(config.seed)
         self.processor = WhisperProcessor.from_pretrained(config.student)
         student = WhisperForConditionalGeneration.from_pretrained(config.student, dtype=torch.float32)
+        # Every utterance has the label the run asks for, or the run stops here, naming it.
+        self.label_sources = count_label_sources(config.data.train_manifest, config.data.labels)
         self.teacher: TeacherSource = resolve_teacher(config, self.processor.feature_extractor,
-                                                      student.config.vocab_size)
+                                                      student.config.vocab_size, self.label_sources)
         if self.teacher.whisper is not None:
             self.teacher.whisper.model.to(self.accelerator.device)
         self.teacher_windowed = self.teacher.whisper is not None and (
@@ -224,6 +226,7 @@ class Trainer:
         teacher_logits = None
         online_teacher = self.self_teacher if self.state.phase == PHASE_SELF else (
             self.teacher.whisper.model if self.teacher.mode == "online" else None)
+        teacher_states = None
         if online_teacher is not None and weights.kd_weight > 0:
             teacher_features = features
             if online_teacher is not self.self_teacher and self.teacher_windowed:
@@ -231,16 +234,39 @@ class Trainer:
                 teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
                                            speech_batch.audios).to(device)
             with torch.inference_mode():
-                teacher_logits = online_teacher(
-                    input_features=teacher_features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
-            teacher_logits = teacher_logits.clone()  # leave inference mode: autograd may touch it
+                out = online_teacher(input_features=teacher_features,
+                                     decoder_input_ids=batch.decoder_input_ids.to(device))
+            teacher_logits = out.logits.clone()  # leave inference mode: autograd may touch it
+            if online_teacher is not self.self_teacher:
+                teacher_states = out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
-            logits = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device)).logits
+            out = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device))
         topk = None
         if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
             topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
-        return distillation_loss(logits, batch.labels.to(device), weights,
-                                 teacher_logits=teacher_logits, teacher_topk=topk)
+        parts = distillation_loss(out.logits, batch.labels.to(device), weights,
+                                  teacher_logits=teacher_logits, teacher_topk=topk)
+        positions = self.teacher.encoder_positions
+        if positions:
+            if teacher_states is None:
+                teacher_states = self._teacher_encoder_states(speech_batch)
+            parts.add_encoder_term(encoder_state_loss(out.encoder_last_hidden_state[:, :positions],
+                                                      teacher_states[:, :positions].to(device)),
+                                   self.config.loss.encoder_kd_weight)
+        return parts
+
+    def _teacher_encoder_states(self, speech_batch) -> torch.Tensor:
+        """(B, P, d) the teacher's final encoder states over the student's window: from the cache
+        (offline), or from the teacher reading its own 30 s window (online)."""
+        positions = self.teacher.encoder_positions
+        if self.teacher.mode == "offline":
+            cache = self.teacher.topk_cache
+            return torch.stack([cache.encoder_states(u.extra["topk_shard"], u.extra["topk_index"], positions)
+                                for u in speech_batch.utterances])
+        teacher = self.teacher.whisper
+        features = log_mel(teacher.processor.feature_extractor, speech_batch.audios).to(self.accelerator.device)
+        with torch.inference_mode():
+            return teacher.model.model.encoder(features).last_hidden_state[:, :positions].clone()
 
     def _check_finite(self, value: torch.Tensor, what: str, ids: list[str]) -> None:
         finite = torch.tensor(float(torch.isfinite(value).all()), device=self.accelerator.device)
@@ -265,7 +291,7 @@ class Trainer:
         lr = o.lr * lr_factor(self.state.step, o.warmup_steps, o.max_steps, o.schedule, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        totals = {"total": 0.0, "ce": 0.0, "kd": 0.0}
+        totals = {"total": 0.0, "ce": 0.0, "kd": 0.0} | ({"encoder": 0.0} if self.teacher.encoder_positions else {})
         ids: list[str] = []
         for micro in range(o.grad_accum):
             batch = next(batches)
@@ -334,6 +360,7 @@ class Trainer:
                 "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
                 "allowed_teacher_mismatches": self.teacher.mismatches,
                 "processes": self.accelerator.num_processes, "resumed_from": str(resumed) if resumed else None,
+                "labels": c.data.labels, "utterances_by_label": dict(self.label_sources),
             }, indent=2))
         if self.state.step == 0 and c.data.dev_manifest is not None and c.eval.every_steps:
             # The starting point of the dev-WER curve: the freshly built student.

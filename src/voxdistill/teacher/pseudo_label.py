@@ -6,7 +6,9 @@ Layout of an output folder:
     run.json                    what identifies the run (teacher fingerprint, decoding, top-k,
                                 shard size, manifest hash); a restart with other settings is refused
     shards/00000.jsonl          one line per utterance of manifest lines [0, shard_size)
-    shards/00000.safetensors    its top-k token ids and log-probabilities (see ``teacher.topk``)
+    shards/00000.safetensors    the teacher's top-k token ids and log-probabilities along its own
+                                transcripts and along the references, and optionally its encoder
+                                states (see ``teacher.topk``)
     pseudo_labels.jsonl         the merged manifest, in input order, WER-filtered
     dropped.jsonl               utterances the WER filter dropped, with their WER
     metadata.json               fingerprint, decoding and preprocessing settings, counts
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from transformers.modeling_outputs import BaseModelOutput
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
@@ -40,7 +43,8 @@ from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.teacher.topk import TopK, write_topk_shard
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
+from voxdistill.models.student import window_positions, window_seconds
+from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens, text_tokens
 
 
 class PseudoLabelError(VoxdistillError):
@@ -57,9 +61,17 @@ class PseudoLabelConfig:
     wer_threshold: float | None = None  # drop pseudo-labels whose WER vs the reference exceeds this
     shard_size: int = 64  # utterances committed together
     max_bad_audio: int = 0  # unreadable files to skip (logged by id) before giving up
+    # Seconds of the teacher's final encoder states to cache per utterance (from the start of its
+    # window), the target of encoder-state distillation for a student with a window this long;
+    # 0 keeps none. float16, d_model · 100 bytes per second of window (38 KB/s for tiny.en).
+    encoder_state_seconds: int = 0
+
+    @property
+    def encoder_positions(self) -> int:
+        return window_positions(self.encoder_state_seconds)
 
     def __post_init__(self):
-        if self.top_k < 0 or self.shard_size < 1 or self.max_bad_audio < 0:
+        if self.top_k < 0 or self.shard_size < 1 or self.max_bad_audio < 0 or self.encoder_state_seconds < 0:
             raise ValueError(f"top_k >= 0, shard_size >= 1 and max_bad_audio >= 0 required: {self}")
         if self.wer_threshold is not None and self.wer_threshold < 0:
             raise ValueError(f"wer_threshold must be >= 0, got {self.wer_threshold}")
@@ -103,6 +115,8 @@ def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
         "teacher_fingerprint": whisper.fingerprint.digest,
         "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
         "top_k": config.top_k,
+        "streams": ["pseudo_label", "reference"],  # the cached row streams (teacher.topk)
+        "encoder_state_seconds": config.encoder_state_seconds,
         "shard_size": config.shard_size,
         "manifest_sha256": _file_sha256(config.manifest),
     }
@@ -136,37 +150,77 @@ def shard_paths(out: Path, index: int) -> tuple[Path, Path]:
     return out / "shards" / f"{index:05d}.jsonl", out / "shards" / f"{index:05d}.safetensors"
 
 
+@dataclass
+class BatchLabels:
+    """What the teacher writes for one batch of clips."""
+
+    tokens: list[list[int]]  # its transcript of each clip, as token ids (prompt and <eot> removed)
+    topk: list[TopK] | None  # top-k rows along each transcript (None when top_k is 0)
+    reference_tokens: list[list[int] | None]  # each clip's reference as token ids, if it has one
+    reference_topk: list[TopK | None]  # top-k rows teacher-forced along each reference
+    encoder_states: torch.Tensor | None  # (B, P, d_model) its final encoder states, first P positions
+
+
 @torch.inference_mode()
-def label_batch(whisper: Whisper, audios: list, options: DecodingOptions,
-                top_k: int) -> tuple[list[list[int]], list[TopK] | None]:
-    """Pseudo-label token ids per clip, and (for top_k > 0) the teacher's top-k log-probs at each
-    position that predicts a label token or the final end-of-text (len(tokens) + 1 rows per clip)."""
-    encoder_outputs = encode(whisper, log_mel(whisper, audios))
-    tokens = decode_tokens(whisper, encoder_outputs, options, max(len(a) for a in audios) / SAMPLE_RATE)
-    if top_k == 0:
-        return tokens, None
-    # One teacher-forced pass over prompt + tokens + <eot> gives the distributions along the labels.
-    prompt = prompt_tokens(whisper, options.language)
+def teacher_forced_topk(whisper: Whisper, encoder_states: torch.Tensor, sequences: list[list[int]],
+                        top_k: int, language: str = "en") -> list[TopK]:
+    """The teacher's top-k log-probs at each position that predicts a token of ``sequences[i]`` or the
+    final end-of-text (len + 1 rows each), reading ``encoder_states[i]`` (B, positions, d_model)."""
+    prompt = prompt_tokens(whisper, language)
     eot = whisper.model.generation_config.eos_token_id
-    sequences = [prompt + t + [eot] for t in tokens]
-    width = max(len(s) for s in sequences)
+    full = [prompt + t + [eot] for t in sequences]
+    width = max(len(s) for s in full)
     # Right padding is safe: the decoder is causal, so padding never changes earlier positions.
-    decoder_input_ids = torch.tensor([s + [eot] * (width - len(s)) for s in sequences])
-    logits = whisper.model(encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids).logits
+    decoder_input_ids = torch.tensor([s + [eot] * (width - len(s)) for s in full])
+    logits = whisper.model(encoder_outputs=(encoder_states,), decoder_input_ids=decoder_input_ids).logits
     log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, width, vocab)
     start = len(prompt) - 1  # the position after the last prompt token predicts the first label
     kept = []
-    for row, t in zip(log_probs, tokens):
+    for row, t in zip(log_probs, sequences):
         values, ids = row[start : start + len(t) + 1].topk(top_k, dim=-1)
         kept.append(TopK(ids=ids.to(torch.int32), log_probs=values))
-    return tokens, kept
+    return kept
+
+
+@torch.inference_mode()
+def label_batch(whisper: Whisper, audios: list, options: DecodingOptions, top_k: int,
+                references: list[str | None] | None = None, encoder_positions: int = 0) -> BatchLabels:
+    """Transcribe a batch with the teacher and keep, for top_k > 0, its distributions along its own
+    transcripts and along the ``references`` that are given; for ``encoder_positions`` > 0, its
+    encoder states over that many positions."""
+    references = references or [None] * len(audios)
+    states = encode(whisper, log_mel(whisper, audios)).last_hidden_state  # (B, positions, d_model)
+    tokens = decode_tokens(whisper, BaseModelOutput(last_hidden_state=states), options,
+                           max(len(a) for a in audios) / SAMPLE_RATE)
+    limit = whisper.model.config.max_target_positions - len(prompt_tokens(whisper, options.language)) - 1
+    reference_tokens = [None if r is None else text_tokens(whisper.processor.tokenizer, r)[:limit] for r in references]
+    labels = BatchLabels(tokens, None, reference_tokens, [None] * len(audios),
+                         states[:, :encoder_positions].clone() if encoder_positions else None)
+    if top_k == 0:
+        return labels
+    labels.topk = teacher_forced_topk(whisper, states, tokens, top_k, options.language)
+    with_reference = [i for i, r in enumerate(reference_tokens) if r is not None]
+    if with_reference:
+        rows = teacher_forced_topk(whisper, states[with_reference], [reference_tokens[i] for i in with_reference],
+                                   top_k, options.language)
+        for i, row in zip(with_reference, rows):
+            labels.reference_topk[i] = row
+    return labels
+
+
+@dataclass
+class ShardLabels:
+    records: list[dict]  # one per utterance of the shard, in manifest order
+    topk: list[TopK]  # rows along the pseudo-labels of the records not skipped, in order
+    reference_topk: list[TopK]  # rows along the references of those that have one, in order
+    encoder_states: list[torch.Tensor]  # (P, d_model) per record not skipped, in order
 
 
 def _label_shard(whisper: Whisper, chunk: list[Utterance], config: PseudoLabelConfig, manifest_dir: Path,
-                 progress: "_Progress", bad_audio: list[str]) -> tuple[list[dict], list[TopK]]:
+                 progress: "_Progress", bad_audio: list[str]) -> ShardLabels:
     options = config.decoding
     records: dict[str, dict] = {}
-    topks: dict[str, TopK] = {}
+    outputs: dict[str, tuple] = {}
     # Sorted by duration: clips of a batch end at similar steps, so fewer wasted decoding steps.
     ordered = sorted(chunk, key=lambda u: u.duration)
     for start in range(0, len(ordered), options.batch_size):
@@ -183,16 +237,19 @@ def _label_shard(whisper: Whisper, chunk: list[Utterance], config: PseudoLabelCo
                     ) from err
                 records[utt.id] = {"id": utt.id, "skipped": str(err)}
         if batch:
-            tokens, batch_topk = label_batch(whisper, audios, options, config.top_k)
-            for i, (utt, t) in enumerate(zip(batch, tokens)):
+            labels = label_batch(whisper, audios, options, config.top_k, [u.text for u in batch],
+                                 config.encoder_positions)
+            for i, (utt, t) in enumerate(zip(batch, labels.tokens)):
                 text = whisper.processor.tokenizer.decode(t, skip_special_tokens=True).strip()
-                records[utt.id] = _label_record(utt, text, t)
-                if batch_topk is not None:
-                    topks[utt.id] = batch_topk[i]
+                records[utt.id] = _label_record(utt, text, t, labels.reference_tokens[i])
+                outputs[utt.id] = (labels.topk[i] if labels.topk else None, labels.reference_topk[i],
+                                   None if labels.encoder_states is None else labels.encoder_states[i])
             progress.update(len(batch), sum(len(a) for a in audios) / SAMPLE_RATE)
-    # Back to manifest order; top-k rows are stored in the same order.
+    # Back to manifest order; cached rows are stored in the same order.
     ordered_records = [records[u.id] for u in chunk]
-    return ordered_records, [topks[r["id"]] for r in ordered_records if r["id"] in topks]
+    kept = [outputs[r["id"]] for r in ordered_records if r["id"] in outputs]
+    return ShardLabels(ordered_records, [o[0] for o in kept if o[0] is not None],
+                       [o[1] for o in kept if o[1] is not None], [o[2] for o in kept if o[2] is not None])
 
 
 class _Progress:
@@ -212,11 +269,12 @@ class _Progress:
         self.bar.close()
 
 
-def _label_record(utt: Utterance, text: str, tokens: list[int]) -> dict:
+def _label_record(utt: Utterance, text: str, tokens: list[int], reference_tokens: list[int] | None) -> dict:
     record = utt.to_json()
     record.pop("text", None)
     if utt.text is not None:
         record["reference_text"] = utt.text
+        record["reference_tokens"] = reference_tokens
     record["text"] = text
     record["pseudo_label_tokens"] = tokens
     if utt.text is not None:
@@ -229,6 +287,9 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     Returns the summary on rank 0 and None on other ranks."""
     rank, world_size = distributed_rank()
     whisper = load_whisper(config.teacher)
+    if config.encoder_positions > whisper.model.config.max_source_positions:
+        raise PseudoLabelError(f"--encoder-state-seconds {config.encoder_state_seconds} is longer than the "
+                               f"teacher's {window_seconds(whisper.model.config)} s window")
     identity = run_identity(config, whisper)
     _claim_output(config, identity, rank, world_size)
 
@@ -239,12 +300,19 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
         jsonl_path, topk_path = shard_paths(config.out, index)
         if index % world_size != rank or jsonl_path.is_file():
             continue
-        records, topks = _label_shard(whisper, chunk, config, manifest_dir, bar, bad_audio)
-        if config.top_k:
-            write_topk_shard(topk_path, topks, config.top_k, fingerprint=identity["teacher_fingerprint"])
+        labels = _label_shard(whisper, chunk, config, manifest_dir, bar, bad_audio)
+        records = labels.records
+        if config.top_k or config.encoder_positions:
+            write_topk_shard(topk_path, {"pseudo_label": labels.topk, "reference": labels.reference_topk},
+                             config.top_k, fingerprint=identity["teacher_fingerprint"],
+                             encoder_states=torch.stack(labels.encoder_states) if labels.encoder_states else None)
+            with_reference = 0
             for row, record in enumerate(r for r in records if "skipped" not in r):
                 record["topk_shard"] = str(topk_path.relative_to(config.out))
                 record["topk_index"] = row
+                if config.top_k and record.get("reference_tokens") is not None:
+                    record["reference_topk_index"] = with_reference
+                    with_reference += 1
         write_text_atomic(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     bar.close()
     _barrier(world_size)
@@ -292,6 +360,8 @@ def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSumm
         "top_k": config.top_k,
         "vocab_size": whisper.model.config.vocab_size,
         "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
+        "topk_streams": ["pseudo_label", "reference"] if config.top_k else [],
+        "encoder_state_seconds": config.encoder_state_seconds,
         "wer_threshold": config.wer_threshold,
         "manifest": str(config.manifest.resolve()),
         "counts": {"total": total, "kept": len(kept), "dropped": len(dropped), "skipped_bad_audio": skipped},

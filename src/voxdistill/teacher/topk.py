@@ -1,13 +1,25 @@
-"""The cached teacher distributions for offline distillation.
+"""The cached teacher outputs for offline distillation.
 
 For each utterance the teacher's log-probabilities (over its full vocabulary) are kept at every
-position that predicts a pseudo-label token or the final end-of-text: the ``k`` largest, as token
-ids (int32) and log-probabilities (float16, about 3 significant digits, ample for a KD target).
-A shard stores its utterances' rows concatenated, with ``offsets`` marking where each begins:
+position that predicts a label token or the final end-of-text: the ``k`` largest, as token ids
+(int32) and log-probabilities (float16, about 3 significant digits, ample for a KD target). There
+are two *streams* of such rows, one per kind of label the student may learn from:
+
+- ``pseudo_label``: along the teacher's own transcript (every utterance);
+- ``reference``: teacher-forced along the reference transcript (utterances that have one), so that
+  a student can learn CE on the reference and KL against the teacher along the same tokens.
+
+A shard stores each stream's rows concatenated, with ``offsets`` marking where each utterance
+begins (reference tensors carry the prefix ``reference_``):
 
     topk_ids        (rows, k) int32
     topk_log_probs  (rows, k) float16
     offsets         (utterances + 1,) int64     utterance j owns rows offsets[j]:offsets[j+1]
+
+Optionally it also holds the teacher's final encoder states over the first P positions of its own
+window, for encoder-state distillation of a student with a shorter window:
+
+    encoder_states  (utterances, P, d_model) float16
 
 The file's metadata names the teacher fingerprint, so a shard can never be mistaken for another
 teacher's.
@@ -24,6 +36,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+STREAMS = ("pseudo_label", "reference")
+
+
+def _prefix(stream: str) -> str:
+    if stream not in STREAMS:
+        raise ValueError(f"unknown top-k stream {stream!r}; known: {', '.join(STREAMS)}")
+    return "" if stream == "pseudo_label" else f"{stream}_"
+
 
 @dataclass(frozen=True)
 class TopK:
@@ -31,13 +51,18 @@ class TopK:
     log_probs: torch.Tensor  # (positions, k), log-probabilities under the teacher
 
 
-def write_topk_shard(path: Path, rows: list[TopK], k: int, fingerprint: str) -> None:
-    """Write one shard of ``k``-wide rows atomically (temporary name, then rename)."""
-    tensors = {
-        "topk_ids": torch.cat([r.ids for r in rows]) if rows else torch.zeros(0, k, dtype=torch.int32),
-        "topk_log_probs": (torch.cat([r.log_probs for r in rows]) if rows else torch.zeros(0, k)).half(),
-        "offsets": torch.tensor([0] + [len(r.ids) for r in rows], dtype=torch.int64).cumsum(0),
-    }
+def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerprint: str,
+                     encoder_states: torch.Tensor | None = None) -> None:
+    """Write one shard of ``k``-wide rows per stream (and optionally encoder states (N, P, d))
+    atomically: temporary name, then rename."""
+    tensors = {}
+    for stream, rows in streams.items():
+        prefix = _prefix(stream)
+        tensors[f"{prefix}topk_ids"] = torch.cat([r.ids for r in rows]) if rows else torch.zeros(0, k, dtype=torch.int32)
+        tensors[f"{prefix}topk_log_probs"] = (torch.cat([r.log_probs for r in rows]) if rows else torch.zeros(0, k)).half()
+        tensors[f"{prefix}offsets"] = torch.tensor([0] + [len(r.ids) for r in rows], dtype=torch.int64).cumsum(0)
+    if encoder_states is not None:
+        tensors["encoder_states"] = encoder_states.half()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
               metadata={"teacher_fingerprint": fingerprint})
@@ -45,7 +70,7 @@ def write_topk_shard(path: Path, rows: list[TopK], k: int, fingerprint: str) -> 
 
 
 class TopKCache:
-    """Reads cached top-k rows of a pseudo-label folder, one record (manifest line) at a time.
+    """Reads cached teacher rows of a pseudo-label folder, one record (manifest line) at a time.
     Shards are memory-mapped and opened once each."""
 
     def __init__(self, folder: str | Path):
@@ -58,9 +83,15 @@ class TopKCache:
     def fingerprint(self, relative_shard: str) -> str:
         return self._shard(relative_shard).metadata()["teacher_fingerprint"]
 
-    def lookup(self, topk_shard: str, topk_index: int) -> TopK:
+    def lookup(self, topk_shard: str, topk_index: int, stream: str = "pseudo_label") -> TopK:
+        prefix = _prefix(stream)
         shard = self._shard(topk_shard)
-        offsets = shard.get_slice("offsets")
+        offsets = shard.get_slice(f"{prefix}offsets")
         start, end = (int(x) for x in offsets[topk_index : topk_index + 2])
-        return TopK(ids=shard.get_slice("topk_ids")[start:end],
-                    log_probs=shard.get_slice("topk_log_probs")[start:end].float())
+        return TopK(ids=shard.get_slice(f"{prefix}topk_ids")[start:end],
+                    log_probs=shard.get_slice(f"{prefix}topk_log_probs")[start:end].float())
+
+    def encoder_states(self, topk_shard: str, topk_index: int, positions: int) -> torch.Tensor:
+        """(positions, d_model) float32: the teacher's final encoder states over its first positions."""
+        states = self._shard(topk_shard).get_slice("encoder_states")
+        return states[topk_index : topk_index + 1, :positions][0].float()
