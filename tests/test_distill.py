@@ -112,7 +112,9 @@ def test_exact_resume_in_a_new_process(setup, tmp_path):
 def test_golden_first_losses(setup, tmp_path):
     """With a fixed seed the first losses of this tiny run are stored; a change needs a commit
     saying why (regenerate with VOXDISTILL_UPDATE_GOLDEN=1)."""
-    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "run", optim={"max_steps": 4}))
+    # On the teacher's pseudo-labels: the path these losses were stored for.
+    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "run", optim={"max_steps": 4},
+                                                  data={"labels": "pseudo_label"}))
     losses = distill(config, progress=False).losses
     if os.environ.get("VOXDISTILL_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps({"losses": losses}, indent=2) + "\n")

@@ -96,6 +96,12 @@ def test_scores_agree_with_the_transcripts(result):
             refs, hyps = [row["reference"] for row in rows], [row["hypotheses"][label] for row in rows]
             assert scores["wer"] == pytest.approx(word_error_rate(refs, hyps))
             assert scores["cer"] == pytest.approx(char_error_rate(refs, hyps))
+            teacher_label = result["models"][0]["model"]
+            if label != teacher_label:  # drift: the same scoring against the teacher's transcripts
+                teacher_hyps = [row["hypotheses"][teacher_label] for row in rows]
+                assert scores["drift_wer"] == pytest.approx(word_error_rate(teacher_hyps, hyps))
+            else:
+                assert "drift_wer" not in scores
             pink = [row for row in rows if row["domain"] == "pink"]
             if pink:
                 assert scores["domains"]["pink"]["wer"] == pytest.approx(
@@ -104,7 +110,7 @@ def test_scores_agree_with_the_transcripts(result):
 
 def test_table_lists_every_set_domain_and_model(result):
     table = format_table(result)
-    for text in ("test-clean", "test-noisy", "  pink", "  hum", "askd", "speedup", "2 threads"):
+    for text in ("test-clean", "test-noisy", "  pink", "  hum", "askd", "speedup", "2 threads", "drift"):
         assert text in table
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tests.conftest import SPEECH
 from tests.test_distill import config_dict, write_config
@@ -161,3 +162,19 @@ def test_a_cache_without_what_the_run_needs_is_refused(labelled, tiny_random_whi
     data["data"]["train_manifest"] = str(tmp_path / "pl" / "pseudo_labels.jsonl")
     assert main(["distill", "--config", str(write_config(data, tmp_path / "c.yaml"))]) == 2
     assert "--encoder-state-seconds 10" in capsys.readouterr().err
+
+
+def test_a_frozen_encoder_is_computed_once_and_changes_nothing(labelled, tmp_path):
+    """Three epochs of 12 utterances: the frozen encoder's states are stored in the first and read
+    back afterwards, and the run's losses and weights are those of a run that recomputes them."""
+    runs = {}
+    for cache in (True, False):
+        data = labelled_config(labelled, tmp_path / str(cache), optim={
+            "max_steps": 18, "freeze_encoder": True, "cache_frozen_encoder": cache})
+        runs[cache] = distill(from_dict(DistillConfig, data), progress=False).losses
+    stored = list((tmp_path / "True" / "encoder-cache").glob("*/*.safetensors"))
+    assert len(stored) == 12 and not (tmp_path / "False" / "encoder-cache").exists()
+    assert runs[True] == pytest.approx(runs[False], rel=1e-6)
+    a = load_file(str(tmp_path / "True" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "False" / "model" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)

@@ -1,16 +1,24 @@
 """The demo/bench pipeline end to end on a tiny random teacher and a small real corpus: every stage
-leaves its output, and a second run reuses every finished stage."""
+leaves its output, a second run reuses every finished stage, and a rerun with other settings or
+other weights never reports the old results."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
+from dataclasses import replace
 
 import pytest
+from safetensors.torch import load_file, save_file
 
+from tests.test_pseudo_label import speech_manifest
+from voxdistill.config import save_config
 from voxdistill.data.corpus import PRESETS, CorpusPreset
+from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.errors import VoxdistillError
-from voxdistill.pipeline import EVAL_SETS, PipelineConfig, run_pipeline
+from voxdistill.pipeline import EVAL_SETS, PipelineConfig, _distill, _evaluate, recipe_config, run_pipeline
 
 # Two utterances per split: every engine and split of the real corpus recipe, in seconds.
 SMALL = CorpusPreset("small", {"train": 8, "dev": 2, "test-clean": 2, "test-ood-voice": 2, "test-ood-noise": 2},
@@ -52,9 +60,10 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
     assert notes.count("reused") >= 4  # student, both distillations, evaluation
     assert second["models"] == result["models"]
 
+    # Another step budget in the same folder is refused, naming the setting, not reported as done.
+    with pytest.raises(VoxdistillError, match=r"optim\.max_steps: 4 -> 8"):
+        run_pipeline(replace(config, steps=8), progress=False, say=lambda line: None)
     # The same folder with another student is refused, not silently mixed.
-    from dataclasses import replace
-
     with pytest.raises(VoxdistillError, match="holds a student of other settings"):
         run_pipeline(replace(config, window_seconds=None), progress=False, say=lambda line: None)
     with pytest.raises(VoxdistillError, match="whole number of seconds"):
@@ -67,3 +76,46 @@ def test_unknown_recipe_or_preset_is_refused_before_any_work(tmp_path):
     with pytest.raises(VoxdistillError, match="unknown corpus preset"):
         PipelineConfig(out=tmp_path, preset="huge")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_folder_with_another_step_count_is_refused_naming_the_key(tiny_random_whisper, tmp_path):
+    config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd",), steps=4)
+    run = recipe_config(config, "kd")
+    save_config(run, run.out / "config.yaml")  # what the trainer writes as the run starts
+    with pytest.raises(VoxdistillError) as refused:
+        _distill(replace(config, steps=8), "kd", progress=False)
+    message = str(refused.value)
+    assert str(run.out) in message and "optim.max_steps: 4 -> 8" in message and "use another --out" in message
+    with pytest.raises(VoxdistillError, match="seed: 0 -> 1"):
+        _distill(replace(config, seed=1), "kd", progress=False)
+    # The settings it was started with pass: a finished run is reused.
+    (run.out / "model").mkdir()
+    (run.out / "model" / "config.json").write_text("{}")
+    assert _distill(config, "kd", progress=False).startswith("reused")
+
+
+def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whisper, speech_dir, tmp_path):
+    config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd",), steps=4,
+                            latency_clips=0)
+    first_utterance = list(read_manifest(speech_manifest(speech_dir, tmp_path / "speech.jsonl")))[:1]
+    for name in EVAL_SETS:
+        write_manifest(config.out / "corpus" / f"{name}.jsonl", first_utterance)
+    student = config.out / "runs" / "kd" / "model"
+    shutil.copytree(tiny_random_whisper, student)  # stands in for a distilled student
+    models = [config.teacher, str(student)]
+
+    first, note = _evaluate(config, models, progress=False)
+    assert not note.startswith("reused")
+    again, note = _evaluate(config, models, progress=False)
+    assert note.startswith("reused") and again == first
+
+    weights = student / "model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["model.decoder.layer_norm.bias"] += 0.5
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    redone, note = _evaluate(config, models, progress=False)
+    assert not note.startswith("reused") and "redone: weights changed" in note
+    assert redone["models"][1]["fingerprint"] != first["models"][1]["fingerprint"]
+    assert redone["models"][0]["fingerprint"] == first["models"][0]["fingerprint"]
+    inputs = json.loads((config.out / "eval" / "inputs.json").read_text())
+    assert inputs["weights"][str(student)] == hashlib.sha256(weights.read_bytes()).hexdigest()

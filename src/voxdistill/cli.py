@@ -162,13 +162,31 @@ def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...]) -> int:
 
     config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
                             decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
-                            steps=args.steps, seed=args.seed, latency_clips=args.latency_clips)
+                            steps=args.steps, seed=args.seed, latency_clips=args.latency_clips,
+                            real_speech=_real_speech_folder(args.real_speech))
     start = time.perf_counter()
     result = run_pipeline(config)
     print(f"\nreport: {result['report']}  (open it in a browser)")
     print(f"students: {', '.join(r['source'] for r in result['models'][1:])} (Hugging Face folders with a model card)")
     print(f"total {(time.perf_counter() - start) / 60:.1f} min; run the same command again to reuse finished stages")
     return 0
+
+
+# Where this repository's workplace keeps a few clips of real human speech with transcripts.
+SHARED_REAL_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "real-speech-dev"
+
+
+def _real_speech_folder(value: str | None) -> Path | None:
+    """--real-speech: a folder, 'none', or (default) the shared real-speech clips when present."""
+    if value == "none":
+        return None
+    if value is not None:
+        return Path(value)
+    if SHARED_REAL_SPEECH.is_dir():
+        return SHARED_REAL_SPEECH
+    print("note: no real-speech folder found; pass --real-speech DIR (audio with .txt transcripts) to "
+          "measure what the student forgets of real voices", file=sys.stderr)
+    return None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -254,6 +272,10 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
                    help="clips per test set timed at batch 1 (default 20)")
+    p.add_argument("--real-speech", default=None, metavar="DIR|none",
+                   help="a folder of real human speech with .txt transcripts beside each clip, scored as "
+                        f"the set real-speech next to the synthetic ones (default: {SHARED_REAL_SPEECH} "
+                        "when it exists; 'none' to skip)")
     return p
 
 

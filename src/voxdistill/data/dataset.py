@@ -9,7 +9,7 @@ resumed run can skip the first k batches without reading their audio.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,7 @@ def length_bucketed_batches(items: Iterable[Utterance], batch_size: int, bucket_
 @dataclass
 class SpeechBatch:
     utterances: list[Utterance]  # the manifest records, extra fields included
-    input_features: torch.Tensor  # (B, n_mels, frames)
+    input_features: torch.Tensor | None  # (B, n_mels, frames); None when every utterance is precomputed
     audios: list[np.ndarray]  # the 16 kHz signals behind the features (augmented, if augmenting)
 
     @property
@@ -118,7 +118,8 @@ class SpeechDataset(torch.utils.data.IterableDataset):
 
     def __init__(self, manifest: str | Path, feature_extractor: WhisperFeatureExtractor,
                  batching: BatchingConfig = BatchingConfig(), augmentation: Augmentation | None = None,
-                 epoch: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1):
+                 epoch: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1,
+                 precomputed: Callable[[Utterance], bool] | None = None):
         self.manifest = Path(manifest)
         self.feature_extractor = feature_extractor
         self.batching = batching
@@ -126,6 +127,9 @@ class SpeechDataset(torch.utils.data.IterableDataset):
         self.epoch = epoch
         self.start_batch = start_batch  # batches of this epoch already consumed (resume)
         self.rank, self.world_size = rank, world_size
+        # Whether what the model needs of an utterance is already computed (a frozen encoder's
+        # cached states): a batch of such utterances comes without audio or features.
+        self.precomputed = precomputed
 
     def batch_plan(self) -> Iterator[list[Utterance]]:
         """The epoch's batches as utterance records, no audio read: a pure function of (seed, epoch)."""
@@ -143,6 +147,9 @@ class SpeechDataset(torch.utils.data.IterableDataset):
         manifest_dir = self.manifest.parent
         for k, batch in enumerate(self.batch_plan()):
             if k < self.start_batch or k % shards != shard:
+                continue
+            if self.precomputed is not None and all(self.precomputed(u) for u in batch):
+                yield SpeechBatch(utterances=batch, input_features=None, audios=[])
                 continue
             audios = [self._load(u.audio_path(manifest_dir)) for u in batch]
             if self.augmentation is not None:

@@ -35,6 +35,7 @@ class TrainerState:
     batches_done: int = 0  # global batches of this epoch consumed (all processes)
     best_wer: float | None = None
     best_step: int | None = None
+    last_wer: float | None = None  # dev WER of the latest evaluation (the last step's, once training ends)
     phase: str = "distill"  # curriculum phase (see distill.curriculum)
     extra: dict = field(default_factory=dict)
 
@@ -101,10 +102,7 @@ class LoadedCheckpoint:
     optimizer_state: dict
 
     def load_model_into(self, model: torch.nn.Module, name: str = "model.safetensors") -> None:
-        missing, unexpected = load_model(model, str(self.folder / name))
-        if missing or unexpected:
-            raise RuntimeError(f"{self.folder}: checkpoint does not fit the model "
-                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        load_weights(self.folder, model, name)
 
     def load_self_teacher_into(self, model: torch.nn.Module) -> None:
         self.load_model_into(model, "self_teacher.safetensors")
@@ -112,6 +110,14 @@ class LoadedCheckpoint:
     def rng(self, rank: int) -> dict | None:
         path = self.folder / f"rng-{rank}.pt"
         return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def load_weights(folder: Path, model: torch.nn.Module, name: str = "model.safetensors") -> None:
+    """Load a checkpoint's weights (``model.safetensors`` or ``self_teacher.safetensors``) into ``model``."""
+    missing, unexpected = load_model(model, str(folder / name))
+    if missing or unexpected:
+        raise RuntimeError(f"{folder}: checkpoint does not fit the model "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def load_checkpoint(folder: Path) -> LoadedCheckpoint:

@@ -77,6 +77,9 @@ class OptimConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = 1.0  # None: no clipping (the norm is still checked and logged)
     freeze_encoder: bool = False  # train the decoder only
+    # With a frozen encoder and unaugmented audio, compute each utterance's encoder states once
+    # (RUN/encoder-cache/) instead of every epoch; offline KD or CE only.
+    cache_frozen_encoder: bool = True
     # Keep the decoder's token and position embeddings (and the output projection tied to them) as
     # the teacher's: on little data, updating 20M+ embedding weights overfits the training text.
     freeze_embeddings: bool = False

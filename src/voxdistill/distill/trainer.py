@@ -8,7 +8,9 @@ Reliability, in the order a run meets it:
 - the learning rate is a pure function of the step, so it needs no saved scheduler;
 - a non-finite loss or gradient norm stops the step before the optimizer update, naming the step
   and the utterance ids; the last checkpoint is intact;
-- SIGINT/SIGTERM finish the current step, write a checkpoint and exit non-zero.
+- SIGINT/SIGTERM finish the current step, write a checkpoint and exit non-zero;
+- the exported ``out/model`` is the best by dev WER (a checkpoint, or the ASKD EMA self-teacher when
+  it scores lower), or the last step without a dev set; its ``student.json`` says which.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from voxdistill.config import save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, log_mel
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
-    TrainerState, complete_checkpoints, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
-    set_rng_state,
+    TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints, rng_state,
+    save_checkpoint, set_rng_state,
 )
 from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
 from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss
@@ -132,6 +135,13 @@ class Trainer:
                                       weight_decay=config.optim.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(student, optimizer)
         self.state = TrainerState()
+        # A frozen encoder reading unaugmented audio gives the same states every epoch: compute once.
+        # (An online teacher reads the batch's audio, so nothing would be saved.)
+        self.encoder_cache = None
+        if (config.optim.freeze_encoder and config.optim.cache_frozen_encoder and not config.data.augment
+                and config.teacher.mode != "online"):
+            self.encoder_cache = EncoderStateCache(config.out / "encoder-cache", student.model.encoder,
+                                                   self.processor.feature_extractor)
         self.self_teacher: WhisperForConditionalGeneration | None = None  # ASKD phase 2
         self.log = RunLog(config.out, enabled=self.accelerator.is_main_process)
 
@@ -178,6 +188,7 @@ class Trainer:
             BatchingConfig(d.batch_size, d.bucket_size, d.shuffle_buffer, self.config.seed),
             augmentation=Augmentation() if d.augment else None, epoch=epoch, start_batch=start_batch,
             rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
+            precomputed=self.encoder_cache.has if self.encoder_cache is not None else None,
         )
 
     def _batches(self):
@@ -222,25 +233,28 @@ class Trainer:
         batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
                                     self.config.data.labels, self.teacher.topk_cache)
         device = self.accelerator.device
-        features = speech_batch.input_features.to(device)
-        teacher_logits = None
-        online_teacher = self.self_teacher if self.state.phase == PHASE_SELF else (
-            self.teacher.whisper.model if self.teacher.mode == "online" else None)
-        teacher_states = None
-        if online_teacher is not None and weights.kd_weight > 0:
+        decoder_input_ids = batch.decoder_input_ids.to(device)
+        features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
+        inputs = {"input_features": features} if self.encoder_cache is None else {
+            "encoder_outputs": (self._cached_encoder_states(speech_batch, features),)}
+        teacher_logits = teacher_states = None
+        if self.state.phase == PHASE_SELF and weights.kd_weight > 0:
+            # The self-teacher reads what the student reads (its encoder is the student's, or a
+            # past of it when the encoder trains).
+            with torch.inference_mode():
+                teacher_logits = self.self_teacher(**inputs, decoder_input_ids=decoder_input_ids).logits.clone()
+        elif self.teacher.mode == "online" and weights.kd_weight > 0:
             teacher_features = features
-            if online_teacher is not self.self_teacher and self.teacher_windowed:
+            if self.teacher_windowed:
                 # A student with a shorter window: the teacher gets its own 30 s features.
                 teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
                                            speech_batch.audios).to(device)
             with torch.inference_mode():
-                out = online_teacher(input_features=teacher_features,
-                                     decoder_input_ids=batch.decoder_input_ids.to(device))
-            teacher_logits = out.logits.clone()  # leave inference mode: autograd may touch it
-            if online_teacher is not self.self_teacher:
-                teacher_states = out.encoder_last_hidden_state.clone()
+                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
+            # Clones leave inference mode: autograd may touch them.
+            teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
-            out = self.model(input_features=features, decoder_input_ids=batch.decoder_input_ids.to(device))
+            out = self.model(**inputs, decoder_input_ids=decoder_input_ids)
         topk = None
         if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
             topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
@@ -254,6 +268,15 @@ class Trainer:
                                                       teacher_states[:, :positions].to(device)),
                                    self.config.loss.encoder_kd_weight)
         return parts
+
+    def _cached_encoder_states(self, speech_batch, features: torch.Tensor | None) -> torch.Tensor:
+        """(B, P, d) the frozen student encoder's states: read back, or computed now and stored."""
+        if features is None:  # every utterance of the batch is stored
+            return self.encoder_cache.load(speech_batch.utterances).to(self.accelerator.device)
+        with torch.no_grad(), self.accelerator.autocast():
+            states = self.student.model.encoder(features).last_hidden_state
+        self.encoder_cache.store(speech_batch.utterances, states)
+        return states
 
     def _teacher_encoder_states(self, speech_batch) -> torch.Tensor:
         """(B, P, d) the teacher's final encoder states over the student's window: from the cache
@@ -325,25 +348,30 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------------
 
     def evaluate(self) -> float | None:
-        """Dev WER of the current student (main process), greedy, English-normalised."""
-        dev = self.config.data.dev_manifest
+        """Dev WER of the current student (main process), remembered as the best when it is."""
         wer = None
-        if dev is not None and self.accelerator.is_main_process:
-            e = self.config.eval
-            student = Whisper(self.student, self.processor, "student", None)
-            self.student.eval()
-            refs, hyps = [], []
-            for utt, text in transcribe_manifest(student, dev, DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size)):
-                refs.append(utt.text or "")
-                hyps.append(text)
-                if e.max_utterances and len(refs) >= e.max_utterances:
-                    break
-            self.student.train()
-            wer = word_error_rate(refs, hyps)
+        if self.config.data.dev_manifest is not None and self.accelerator.is_main_process:
+            wer = self.dev_wer(self.student)
+            self.state.last_wer = wer
             if self.state.best_wer is None or wer < self.state.best_wer:
                 self.state.best_wer, self.state.best_step = wer, self.state.step
         self.accelerator.wait_for_everyone()
         return wer
+
+    def dev_wer(self, model: WhisperForConditionalGeneration) -> float:
+        """WER of ``model`` on the dev manifest, decoded as ``eval`` says, English-normalised."""
+        e = self.config.eval
+        training = model.training
+        model.eval()
+        refs, hyps = [], []
+        for utt, text in transcribe_manifest(Whisper(model, self.processor, "student", None), self.config.data.dev_manifest,
+                                             DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size)):
+            refs.append(utt.text or "")
+            hyps.append(text)
+            if e.max_utterances and len(refs) >= e.max_utterances:
+                break
+        model.train(training)
+        return word_error_rate(refs, hyps)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -362,6 +390,10 @@ class Trainer:
                 "processes": self.accelerator.num_processes, "resumed_from": str(resumed) if resumed else None,
                 "labels": c.data.labels, "utterances_by_label": dict(self.label_sources),
             }, indent=2))
+        if progress and self.accelerator.is_main_process:
+            by_label = ", ".join(f"{n} on {'references' if k == 'reference' else 'pseudo-labels'}"
+                                 for k, n in sorted(self.label_sources.items()))
+            tqdm.write(f"labels (data.labels={c.data.labels}): {by_label}; teacher: {self.teacher.mode}")
         if self.state.step == 0 and c.data.dev_manifest is not None and c.eval.every_steps:
             # The starting point of the dev-WER curve: the freshly built student.
             wer = self.evaluate()
@@ -384,13 +416,16 @@ class Trainer:
                 if self.state.step % c.log_every == 0:
                     bar.set_postfix(loss=f"{metrics['total']:.3f}", ce=f"{metrics['ce']:.3f}", kd=f"{metrics['kd']:.3f}")
                 done = self.state.step == c.optim.max_steps
-                if c.eval.every_steps and self.state.step % c.eval.every_steps == 0 or done:
+                eval_step = c.eval.every_steps and self.state.step % c.eval.every_steps == 0 or done
+                if eval_step:
                     wer = self.evaluate()
                     if wer is not None:
                         metrics["dev_wer"] = wer
                 self.log.write(self.state.step, metrics | {"epoch": self.state.epoch})
                 pause = self.state.step == stop_at
-                if self.state.step % c.checkpoint.every_steps == 0 or pause or stop.signum is not None:
+                # Every step scored on the dev set is checkpointed, so the best by dev WER is on disk to export.
+                scored = eval_step and c.data.dev_manifest is not None
+                if self.state.step % c.checkpoint.every_steps == 0 or scored or pause or stop.signum is not None:
                     last = self.save()
                 if stop.signum is not None and not done:
                     bar.close()
@@ -404,23 +439,47 @@ class Trainer:
 
     def export_final(self) -> Path:
         """The trained student as a Hugging Face folder, ``out/model`` (what ``transformers.pipeline``,
-        ``evaluate`` and ``export`` take), with its provenance (``student.json``) carried over."""
+        ``evaluate`` and ``export`` take), with its provenance (``student.json``) carried over and
+        saying which weights were exported (see ``exported_weights``)."""
         final = self.config.out / "model"
         if self.accelerator.is_main_process:
             tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.config.out))
-            self.student.save_pretrained(tmp)
+            model, exported = self.exported_weights()
+            model.save_pretrained(tmp)
             self.processor.save_pretrained(tmp)
             provenance = self.config.student / STUDENT_FILE
             if provenance.is_file():
                 record = json.loads(provenance.read_text())
                 record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,
-                                       "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint}
+                                       "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
+                                       **exported}
                 (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2))
             if final.exists():
                 shutil.rmtree(final)
             os.rename(tmp, final)
         self.accelerator.wait_for_everyone()
         return final
+
+    def exported_weights(self) -> tuple[WhisperForConditionalGeneration, dict]:
+        """The weights to export and the record of the choice: the checkpoint with the lowest dev
+        WER, or the EMA self-teacher when it scores lower still; the last step without a dev set."""
+        s = self.state
+        if self.config.data.dev_manifest is None:
+            return self.student, {"exported": "last", "exported_step": s.step, "exported_dev_wer": None,
+                                  "last_step_dev_wer": None, "exported_because": "no dev manifest to score steps by"}
+        model = self.student
+        if s.best_step != s.step:
+            model = self._frozen_copy()
+            load_weights(checkpoint_dir(self.config.out, s.best_step), model)
+        record = {"exported": "best", "exported_step": s.best_step, "exported_dev_wer": s.best_wer,
+                  "last_step_dev_wer": s.last_wer, "exported_because": "the lowest dev WER of the scored steps"}
+        if self.self_teacher is not None and self.config.self_distill.teacher == "ema":
+            record["ema_dev_wer"] = ema_wer = self.dev_wer(self.self_teacher)
+            if ema_wer < s.best_wer:
+                model = self.self_teacher
+                record |= {"exported": "ema", "exported_step": s.step, "exported_dev_wer": ema_wer,
+                           "exported_because": "the EMA self-teacher scored below every checkpoint"}
+        return model, record
 
 
 def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:

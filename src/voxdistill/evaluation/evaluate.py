@@ -7,6 +7,10 @@ from the same process run: throughput from the accuracy pass at the decoding bat
 from a batch-1 pass over the first clips of every set, both after warm-up, with the models
 interleaved clip by clip (see ``speed``).
 
+Besides WER against the references, every model after the first gets ``drift_wer`` per set: the
+WER of its transcripts scored against the first model's (the teacher's) transcripts. Outside a
+student's training domains this measures what it forgot of its teacher, references or not.
+
 The result is one JSON file: the first model's record at the top (``model``, ``sets``, the
 contract of DESIGN.md), every model's record under ``models``, student/reference ratios under
 ``ratios``; and ``transcripts.jsonl`` beside it, every utterance with every model's transcript.
@@ -124,6 +128,8 @@ class Evaluation:
         self.turn = 0
         self.warm = False
         self.tallies: dict[str, dict[str, dict[str | None, Tally]]] = {m: {} for m in models}
+        self.first = next(iter(models))
+        self.drift: dict[str, dict[str, Tally]] = {m: {} for m in models if m != self.first}
         self.throughput: dict[str, dict[str, Timings]] = {m: {} for m in models}
         self.latency: dict[str, dict[str, Timings]] = {m: {} for m in models}
 
@@ -140,6 +146,8 @@ class Evaluation:
         size = self.settings.decoding.batch_size
         for label in self.models:
             self.tallies[label][name] = {}
+            if label != self.first:
+                self.drift[label][name] = Tally()
             self.throughput[label][name] = Timings()
             self.latency[label][name] = Timings()
         utterances = read_manifest(manifest)
@@ -160,6 +168,8 @@ class Evaluation:
                 for label in self.models:
                     groups = self.tallies[label][name]
                     groups.setdefault(utt.domain, Tally()).add(utt.text, texts[label][i])
+                    if label != self.first:
+                        self.drift[label][name].add(texts[self.first][i], texts[label][i])
                 transcripts.write(json.dumps({
                     "set": name, "id": utt.id, "domain": utt.domain, "reference": utt.text,
                     "duration": utt.duration, "hypotheses": {label: texts[label][i] for label in self.models},
@@ -177,7 +187,7 @@ class Evaluation:
     def record(self, label: str, source: str) -> dict:
         whisper = self.models[label]
         sets = {}
-        overall, all_latency, all_throughput = Tally(), Timings(), Timings()
+        overall, all_latency, all_throughput, all_drift = Tally(), Timings(), Timings(), Tally()
         for name, groups in self.tallies[label].items():
             total = Tally()
             for tally in groups.values():
@@ -188,15 +198,22 @@ class Evaluation:
             domains = {str(d): {k: v for k, v in t.scores().items() if k in ("n", "wer", "cer")}
                        for d, t in sorted(groups.items(), key=lambda kv: str(kv[0])) if d is not None}
             sets[name] = total.scores() | speed_scores(self.latency[label][name], self.throughput[label][name]) \
-                | {"domains": domains}
+                | {"domains": domains} | self._drift(label, name, all_drift)
         folder = whisper.folder
         role = "student" if folder is not None and (Path(folder) / STUDENT_FILE).is_file() else "teacher"
         return {
             "model": label, "source": source, "role": role,
             "parameters": sum(p.numel() for p in whisper.model.parameters()),
             "disk_bytes": disk_bytes(folder), "fingerprint": whisper.fingerprint.digest,
-            "sets": sets, "overall": overall.scores() | speed_scores(all_latency, all_throughput),
+            "sets": sets, "overall": overall.scores() | speed_scores(all_latency, all_throughput)
+            | ({} if label == self.first else {"drift_wer": error_rate(all_drift.words)}),
         }
+
+    def _drift(self, label: str, name: str, total: Tally) -> dict:
+        if label == self.first:
+            return {}
+        total.merge(self.drift[label][name])
+        return {"drift_wer": error_rate(self.drift[label][name].words)}
 
 
 def _ratio(a, b):
@@ -279,6 +296,12 @@ def format_table(result: dict) -> str:
             lines.append(f"  {domain[:26]:26} " + " ".join(f"{c:>{width + 8}}" for c in cells))
     cells = [f"{_pct(r['overall']['wer'])} ({_pct(r['overall']['cer'])})" for r in records]
     lines.append(f"{'all':28} " + " ".join(f"{c:>{width + 8}}" for c in cells))
+    if len(records) > 1:
+        lines += ["", f"drift: WER of each transcript scored against {labels[0]}'s"]
+        for name in [*records[0]["sets"], None]:
+            cells = ["" if i == 0 else _pct((r["overall"] if name is None else r["sets"][name]).get("drift_wer"))
+                     for i, r in enumerate(records)]
+            lines.append(f"{(name or 'all')[:28]:28} " + " ".join(f"{c:>{width + 8}}" for c in cells))
 
     speed = result["speed"]
     lines += ["", f"speed: {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
