@@ -187,3 +187,29 @@ def model_bars(models: Sequence[str], panels: Mapping[str, Sequence[float | None
         ax.grid(axis="x", visible=False)
         ax.margins(y=0.15)
     return figure
+
+
+@_styled
+def wer_latency(points: Mapping[str, tuple[float, float]], front: Sequence[str], reference: str | None = None,
+                wer_label: str = "WER") -> Figure:
+    """Accuracy against speed: a labelled point per model at (latency p50 in ms, WER as a fraction),
+    the models of the Pareto front (``front``) filled and joined from fastest to slowest, the others
+    hollow; ``reference`` (the teacher) is a grey square."""
+    figure, (ax,) = _figure(1)
+    figure.set_size_inches(_PANEL_WIDTH * 1.6, _PANEL_HEIGHT + 0.6)
+    accent = _COLOURS[0]
+    on_front = sorted(points[label] for label in front)  # by latency
+    ax.plot([x for x, _ in on_front], [y for _, y in on_front], color=accent, linewidth=1.2, label="Pareto front")
+    for label, (latency, wer) in points.items():
+        colour = REFERENCE_COLOUR if label == reference else accent
+        ax.plot(latency, wer, "s" if label == reference else "o", markersize=6, color=colour,
+                markerfacecolor=colour if label in front else "white", markeredgewidth=1.4)
+        ax.annotate(label, (latency, wer), xytext=(5, 4), textcoords="offset points", fontsize=8, color=colour)
+    ax.margins(x=0.12, y=0.12)  # room for the labels of the outermost points
+    ax.set_xlim(left=0)  # from 0, so that distances along the axis read as speed-ups
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    ax.set_xlabel("latency p50, batch 1 (ms)")
+    ax.set_ylabel(wer_label)
+    ax.legend(loc="best")
+    return figure

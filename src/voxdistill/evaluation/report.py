@@ -1,7 +1,8 @@
 """``voxdistill report``: one self-contained HTML page from distillation runs and evaluations.
 
 Inputs are run folders (``log.jsonl``, optionally ``config.yaml``), ``metrics.json`` files written
-by ``voxdistill evaluate`` (with the ``transcripts.jsonl`` they name), or folders holding either.
+by ``voxdistill evaluate`` (with the ``transcripts.jsonl`` they name), ``shapes.json`` files written
+by ``benchmarks/student_shapes.py``, or folders holding any of them.
 The page references nothing outside itself: the CSS is inline and the plots are inline SVG, so it
 can be mailed or attached to a CI run as one file.
 """
@@ -19,7 +20,7 @@ from voxdistill.evaluation import plots
 from voxdistill.evaluation.metrics import edit_counts
 from voxdistill.evaluation.normalize import normalize_english
 from voxdistill.evaluation.report_inputs import (
-    Evaluation, ReportInputs, Run, collect, config_summary, format_percent, format_ratio,
+    Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
     reference_label, set_stats, speedup,
 )
 from voxdistill.files import write_text_atomic
@@ -117,9 +118,12 @@ def render_report(inputs: ReportInputs, title: str, generated: datetime | None =
     generated = generated or datetime.now(timezone.utc)
     evaluations = "".join(_evaluation_section(evaluation, _suffix(i))
                           for i, evaluation in enumerate(inputs.evaluations))
+    sweeps = "".join(_shapes_section(sweep, _suffix(i)) for i, sweep in enumerate(inputs.shape_sweeps))
     training = _training_section(inputs.runs)
     nav = [f'<a href="#evaluation{_suffix(i)}">Evaluation{_suffix(i).replace("-", " ")}</a>'
-           for i in range(len(inputs.evaluations))] + ['<a href="#training">Training</a>']
+           for i in range(len(inputs.evaluations))]
+    nav += [f'<a href="#shapes{_suffix(i)}">Student shapes{_suffix(i).replace("-", " ")}</a>'
+            for i in range(len(inputs.shape_sweeps))] + ['<a href="#training">Training</a>']
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -129,7 +133,7 @@ def render_report(inputs: ReportInputs, title: str, generated: datetime | None =
         f' from {", ".join(f"<code>{html.escape(str(p))}</code>" for p in inputs.paths)}</p>\n'
         f"{_inputs_list(inputs)}<nav>{' · '.join(nav)}</nav>\n</header>\n"
         f"{evaluations or _absent('evaluation', 'Evaluation', _NO_EVALUATION)}"
-        f"{training}</main>\n</body>\n</html>\n"
+        f"{sweeps}{training}</main>\n</body>\n</html>\n"
     )
 
 
@@ -154,6 +158,8 @@ def _inputs_list(inputs: ReportInputs) -> str:
     items += [f'<li><span class="kind">evaluation</span> <code>{html.escape(str(e.path))}</code> · '
               f'{html.escape(", ".join(m["model"] for m in e.metrics["models"]))} · '
               f"{len(e.transcripts)} transcripts</li>" for e in inputs.evaluations]
+    items += [f'<li><span class="kind">shapes</span> <code>{html.escape(str(s.path))}</code> · '
+              f'{len(s.table["rows"])} models</li>' for s in inputs.shape_sweeps]
     return f'<ul class="inputs">{"".join(items)}</ul>\n'
 
 
@@ -327,6 +333,24 @@ def _evaluation_section(evaluation: Evaluation, suffix: str) -> str:
         f'<div class="plots">{_evaluation_plots(metrics, suffix)}</div>\n'
         f'<h3 id="examples{suffix}">Examples</h3>\n{_examples(evaluation)}</section>\n'
     )
+
+
+# --- student shapes -------------------------------------------------------------------------------
+
+def _shapes_section(sweep: ShapeSweep, suffix: str) -> str:
+    table = sweep.table
+    wer_set = table["pareto_set"]
+    rows = [row for row in table["rows"]
+            if row["wer"].get(wer_set) is not None and row["latency_ms_p50"] is not None]
+    teacher = next((row["shape"] for row in rows if row["role"] == "teacher"), None)
+    figure = plots.wer_latency({row["shape"]: (row["latency_ms_p50"], row["wer"][wer_set]) for row in rows},
+                               [row["shape"] for row in rows if row["pareto"]], teacher, f"WER, {wer_set}")
+    caption = (f"WER on {wer_set} against latency p50 at batch 1, a point per model (grey square: the teacher); "
+               "filled and joined: the Pareto front, the models no other model beats on one measure without "
+               "losing on the other.")
+    return (f'<section class="shapes" id="shapes{suffix}">\n'
+            f"<h2>Student shapes <code>{html.escape(str(sweep.path))}</code></h2>\n"
+            f'<div class="plots">{_figure(f"wer-latency{suffix}", figure, caption)}</div>\n</section>\n')
 
 
 # --- training -------------------------------------------------------------------------------------

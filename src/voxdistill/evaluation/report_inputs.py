@@ -1,6 +1,7 @@
 """What ``voxdistill report`` and the model card read: distillation runs (``log.jsonl``,
-``config.yaml``) and evaluations (``metrics.json`` with its ``transcripts.jsonl``), found in the
-paths a user gives; plus the small formatting helpers both pages share."""
+``config.yaml``), evaluations (``metrics.json`` with its ``transcripts.jsonl``) and student-shape
+sweeps (``shapes.json``), found in the paths a user gives; plus the small formatting helpers both
+pages share."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from voxdistill.errors import VoxdistillError
 
 RUN_LOG = "log.jsonl"  # what makes a folder a distillation run
 METRICS_FILE = "metrics.json"  # the name `voxdistill evaluate` gives its output
-SEARCH_DEPTH = 4  # folder levels below an input folder searched for runs and metrics files
+SHAPES_FILE = "shapes.json"  # the WER-latency table of benchmarks/student_shapes.py
+SEARCH_DEPTH = 4  # folder levels below an input folder searched for runs, metrics and shapes files
 
 
 class ReportInputError(VoxdistillError):
@@ -39,10 +41,19 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class ShapeSweep:
+    path: Path  # the shapes.json
+    # "pareto_set" (the set whose WER the front is drawn on) and "rows": per model "shape", "role",
+    # "wer" {set: fraction}, "latency_ms_p50", "pareto" (on the front), and its shape and size
+    table: dict
+
+
+@dataclass(frozen=True)
 class ReportInputs:
     paths: list[Path]  # as given
     runs: list[Run]
     evaluations: list[Evaluation]
+    shape_sweeps: list[ShapeSweep]
 
 
 # --- helpers shared with the model card -----------------------------------------------------------
@@ -101,49 +112,59 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
 # --- collecting inputs ----------------------------------------------------------------------------
 
 def collect(paths: Sequence[Path]) -> ReportInputs:
-    """Read every run and evaluation that ``paths`` name or hold (folders are searched
+    """Read every run, evaluation and shape sweep that ``paths`` name or hold (folders are searched
     ``SEARCH_DEPTH`` levels deep). A file reached through two paths counts once."""
     runs: dict[Path, Run] = {}
     evaluations: dict[Path, Evaluation] = {}
+    sweeps: dict[Path, ShapeSweep] = {}
     for path in map(Path, paths):
         if not path.exists():
             raise ReportInputError(f"{path}: no such file or folder; give a run folder (with {RUN_LOG}), "
-                                   f"a {METRICS_FILE} from `voxdistill evaluate`, or a folder holding them")
-        run_folders, metrics_files = _locate(path)
+                                   f"a {METRICS_FILE} from `voxdistill evaluate`, a {SHAPES_FILE}, "
+                                   f"or a folder holding them")
+        run_folders, metrics_files, shapes_files = _locate(path)
         found_runs = [run for run in map(_read_run, run_folders) if run.log]
         found_evaluations = [_read_evaluation(file) for file in metrics_files]
-        if not found_runs and not found_evaluations:
+        found_sweeps = [_read_shapes(file) for file in shapes_files]
+        if not found_runs and not found_evaluations and not found_sweeps:
             raise ReportInputError(
-                f"{path}: nothing to report: no run folder with a non-empty {RUN_LOG} and no "
-                f"{METRICS_FILE} within {SEARCH_DEPTH} folder levels"
+                f"{path}: nothing to report: no run folder with a non-empty {RUN_LOG}, no "
+                f"{METRICS_FILE} and no {SHAPES_FILE} within {SEARCH_DEPTH} folder levels"
             )
         runs |= {run.folder.resolve(): run for run in found_runs}
         evaluations |= {e.path.resolve(): e for e in found_evaluations}
-    return ReportInputs(list(map(Path, paths)), _unique_labels(list(runs.values())), list(evaluations.values()))
+        sweeps |= {s.path.resolve(): s for s in found_sweeps}
+    return ReportInputs(list(map(Path, paths)), _unique_labels(list(runs.values())), list(evaluations.values()),
+                        list(sweeps.values()))
 
 
-def _locate(path: Path) -> tuple[list[Path], list[Path]]:
-    """The run folders and metrics files ``path`` is or holds."""
+def _locate(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The run folders, metrics files and shapes files ``path`` is or holds."""
     if path.is_file():
-        return ([path.parent], []) if path.name == RUN_LOG else ([], [path])
+        if path.name == RUN_LOG:
+            return [path.parent], [], []
+        return ([], [], [path]) if path.name == SHAPES_FILE else ([], [path], [])
     if (path / RUN_LOG).is_file():
-        return [path], []
+        return [path], [], []
     runs: list[Path] = []
     metrics: list[Path] = []
-    _search(path, 0, runs, metrics)
-    return runs, metrics
+    shapes: list[Path] = []
+    _search(path, 0, runs, metrics, shapes)
+    return runs, metrics, shapes
 
 
-def _search(folder: Path, depth: int, runs: list[Path], metrics: list[Path]) -> None:
+def _search(folder: Path, depth: int, runs: list[Path], metrics: list[Path], shapes: list[Path]) -> None:
     if (folder / RUN_LOG).is_file():
         runs.append(folder)
     if (folder / METRICS_FILE).is_file():
         metrics.append(folder / METRICS_FILE)
+    if (folder / SHAPES_FILE).is_file():
+        shapes.append(folder / SHAPES_FILE)
     if depth < SEARCH_DEPTH:
         for child in sorted(folder.iterdir()):
             # Hidden folders are temporaries of atomic writes (.model.*) or tool state (.git, .venv).
             if child.is_dir() and not child.name.startswith("."):
-                _search(child, depth + 1, runs, metrics)
+                _search(child, depth + 1, runs, metrics, shapes)
 
 
 def _read_run(folder: Path) -> Run:
@@ -177,6 +198,17 @@ def _read_evaluation(path: Path) -> Evaluation:
         transcripts = [_parse_json(line, f"{jsonl}, line {n}")
                        for n, line in enumerate(jsonl.read_text().splitlines(), start=1) if line.strip()]
     return Evaluation(path, metrics, transcripts)
+
+
+def _read_shapes(path: Path) -> ShapeSweep:
+    table = _parse_json(path.read_text(), str(path))
+    rows = table.get("rows") if isinstance(table, dict) else None
+    keys = ("shape", "role", "wer", "latency_ms_p50", "pareto")
+    if not (isinstance(rows, list) and rows and isinstance(table.get("pareto_set"), str)
+            and all(isinstance(row, dict) and all(key in row for key in keys) for row in rows)):
+        raise ReportInputError(f"{path}: not an output of benchmarks/student_shapes.py: it needs 'pareto_set' "
+                               f"and a 'rows' list whose entries have {', '.join(map(repr, keys))}")
+    return ShapeSweep(path, table)
 
 
 def _parse_json(text: str, where: str):
