@@ -69,26 +69,32 @@ def test_metadata_fingerprint_is_the_teachers(straight_run, tiny_random_whisper)
     assert cache.fingerprint(records(straight_run)[0]["topk_shard"]) == teacher.fingerprint.digest
 
 
+def assert_rows_are_a_fresh_teacher_forced_pass(teacher, audio_path, tokens: list[int], cached) -> None:
+    """``cached`` (a TopK) equals the top-k of one forward pass at batch 1, no padding, along
+    ``tokens``: the rows predicting each token and the final end-of-text."""
+    prompt = prompt_tokens(teacher)
+    eot = teacher.model.generation_config.eos_token_id
+    assert cached.ids.shape[0] == len(tokens) + 1
+    features = log_mel(teacher, [load_audio(audio_path)])
+    with torch.no_grad():
+        logits = teacher.model(input_features=features,
+                               decoder_input_ids=torch.tensor([prompt + tokens + [eot]])).logits[0]
+    log_probs = torch.log_softmax(logits, -1)[len(prompt) - 1 : len(prompt) + len(tokens)]
+    # Stored as float16: 2^-11 relative, plus batch-vs-single float32 noise.
+    torch.testing.assert_close(cached.log_probs, log_probs.gather(-1, cached.ids.long()), rtol=1e-3, atol=2e-3)
+    # ...and they are the top k of the fresh distribution, best first.
+    assert torch.equal(cached.ids[:, 0].long(), log_probs.argmax(-1))
+    assert (torch.diff(cached.log_probs, dim=-1) <= 0).all()
+
+
 def test_cached_topk_equals_teacher_forced_log_probs(straight_run, tiny_random_whisper, speech_dir):
     teacher = load_whisper(str(tiny_random_whisper))
     cache = TopKCache(straight_run)
-    prompt = prompt_tokens(teacher)
-    eot = teacher.model.generation_config.eos_token_id
     for record in records(straight_run)[:3]:
-        tokens = record["pseudo_label_tokens"]
         cached = cache.lookup(record["topk_shard"], record["topk_index"])
-        assert cached.ids.shape == (len(tokens) + 1, 16)
-        # A fresh forward pass at batch 1, no padding, on the same tokens.
-        features = log_mel(teacher, [load_audio(record["audio_filepath"])])
-        with torch.no_grad():
-            logits = teacher.model(input_features=features,
-                                   decoder_input_ids=torch.tensor([prompt + tokens + [eot]])).logits[0]
-        log_probs = torch.log_softmax(logits, -1)[len(prompt) - 1 : len(prompt) + len(tokens)]
-        # Stored as float16: 2^-11 relative, plus batch-vs-single float32 noise.
-        torch.testing.assert_close(cached.log_probs, log_probs.gather(-1, cached.ids.long()), rtol=1e-3, atol=2e-3)
-        # ...and they are the top 16 of the fresh distribution, best first.
-        assert torch.equal(cached.ids[:, 0].long(), log_probs.argmax(-1))
-        assert (torch.diff(cached.log_probs, dim=-1) <= 0).all()
+        assert cached.ids.shape[1] == 16
+        assert_rows_are_a_fresh_teacher_forced_pass(teacher, record["audio_filepath"], record["pseudo_label_tokens"],
+                                                    cached)
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tiny_random_whisper, manifest, straight_run, tmp_path):

@@ -154,20 +154,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    return _pipeline(args, recipes=tuple(args.recipes))
+    return _pipeline(args, recipes=tuple(args.recipes), seeds=None if args.seeds is None else tuple(args.seeds))
 
 
-def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...]) -> int:
+def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...], seeds: tuple[int, ...] | None = None) -> int:
     from voxdistill.pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
                             decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
-                            steps=args.steps, seed=args.seed, latency_clips=args.latency_clips,
+                            steps=args.steps, seed=args.seed, seeds=seeds, latency_clips=args.latency_clips,
                             real_speech=_real_speech_folder(args.real_speech))
     start = time.perf_counter()
     result = run_pipeline(config)
     print(f"\nreport: {result['report']}  (open it in a browser)")
     print(f"students: {', '.join(r['source'] for r in result['models'][1:])} (Hugging Face folders with a model card)")
+    if len(config.distill_seeds()) > 1:
+        print(f"WER over seeds: {args.out / 'eval' / 'bench.json'}")
     print(f"total {(time.perf_counter() - start) / 60:.1f} min; run the same command again to reuse finished stages")
     return 0
 
@@ -263,12 +265,12 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default {default_out})")
     p.add_argument("--teacher", default="bundled:whisper-tiny.en", help=f"{MODEL_HELP} (default bundled:whisper-tiny.en)")
     p.add_argument("--preset", choices=["demo", "full"], default="demo", help="corpus size (default demo)")
-    p.add_argument("--decoder-layers", default="2", metavar="N|I,J,...",
-                   help="student decoder layers (default 2); the student keeps the teacher's encoder, frozen")
+    p.add_argument("--decoder-layers", default="3", metavar="N|I,J,...",
+                   help="student decoder layers (default 3: maximally spaced, first and last kept); the student keeps the teacher's encoder, frozen")
     p.add_argument("--window-seconds", type=_window, default="auto", metavar="S|auto|teacher",
                    help="the student's audio window: seconds, 'auto' (default: the longest training "
                         "utterance, rounded up) or 'teacher' (the teacher's 30 s)")
-    p.add_argument("--steps", type=int, default=200, help="optimizer steps per recipe (default 200)")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps per recipe (default 300)")
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
                    help="clips per test set timed at batch 1 (default 20)")
@@ -311,12 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
         "teacher and student side by side, write the student's model card and an HTML report. Run "
         "again to reuse finished stages.")
     p = _pipeline_parser(
-        sub, "bench", cmd_bench, "teacher vs CE-only, KD and ASKD students: same student, data and budget",
+        sub, "bench", cmd_bench,
+        "teacher vs CE-only, KD and ASKD students and the teacher fine-tuned on the same labels, over seeds",
         "The demo pipeline with several recipes of configs/ trained from the same student on the "
-        "same pseudo-labels for the same number of steps, evaluated together, with one report. Run "
-        "again to reuse finished stages.")
-    p.add_argument("--recipes", nargs="+", default=["ce", "kd", "askd"], metavar="RECIPE",
-                   help="recipes of configs/ to compare (default: ce kd askd)")
+        "same pseudo-labels for the same number of steps, evaluated together, with one report. The "
+        "teacher-ft recipe is the baseline that makes the comparison honest: the teacher itself "
+        "(a full copy, teacher-student/ under --out) fine-tuned on the same labels for the same steps. With "
+        "--seeds, every recipe is trained once per seed and each set gets a table of WER mean ± "
+        "standard deviation over seeds (also eval/bench.json). Run again to reuse finished stages.")
+    p.add_argument("--recipes", nargs="+", default=["ce", "kd", "askd", "teacher-ft"], metavar="RECIPE",
+                   help="recipes of configs/ to compare (default: ce kd askd teacher-ft)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="distillation seeds (data order): every recipe is trained once per seed, into "
+                        "runs/RECIPE-seedK/ under --out (the run of --seed keeps runs/RECIPE/, the demo's), "
+                        "and each set gets WER mean ± standard deviation over them (eval/bench.json). "
+                        "The corpus seed does not change: corpus, pseudo-labels and student stay those "
+                        "of --seed, so the spread is training noise on fixed data (default: --seed alone)")
 
     p = sub.add_parser(
         "report", help="one self-contained HTML page from distillation runs and evaluations",

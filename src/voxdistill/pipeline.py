@@ -1,6 +1,7 @@
 """The whole job in one call: corpus, pseudo-labels, student, distillation, evaluation, model card,
 report. ``voxdistill demo`` runs it with the ASKD recipe; ``voxdistill bench`` with the CE, KD and
-ASKD recipes side by side (same student, data and step budget).
+ASKD recipes side by side (same student, data and step budget) and the teacher-ft baseline (the
+teacher itself fine-tuned on the same labels for the same steps), each once per distillation seed.
 
 Every stage is resumable, so a second run (or a run after Ctrl-C) reuses what is finished: the
 corpus build keeps files that are still wanted, pseudo-labelling skips committed shards, a
@@ -30,6 +31,7 @@ from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
+from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
 from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
@@ -42,6 +44,10 @@ from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EVAL_SETS = ("test-clean", "test-ood-voice", "test-ood-noise")
 REAL_SPEECH_SET = "real-speech"
+# The folders under ``out`` that recipes train from: the pipeline's student, except for the
+# teacher-ft baseline, which fine-tunes a full copy of the teacher (every layer, its own window).
+STUDENT_FOLDER, TEACHER_COPY_FOLDER = "student", "teacher-student"
+TRAINS_FROM = {"teacher-ft": TEACHER_COPY_FOLDER}
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,17 @@ class PipelineConfig:
     recipes: tuple[str, ...] = ("askd",)  # configs/<recipe>.yaml, trained in this order
     preset: str = "demo"  # corpus size (data.corpus.PRESETS)
     encoder_layers: str | None = None  # student encoder: count or indices; None = all (kept frozen by the recipes)
-    decoder_layers: str = "2"  # student decoder: count or indices
+    # Student decoder: count or indices. 3 of tiny.en's 4 (layers 0, 2, 3): with 2, the decoder must
+    # be relearned nearly from scratch and forgets real voices (see the README's measurements).
+    decoder_layers: str = "3"
     # The student's audio window in seconds; None = the teacher's 30; "auto" = the longest training
     # utterance, rounded up (every clip fits, and no more padding than that is computed).
     window_seconds: int | Literal["auto"] | None = "auto"
-    steps: int = 200  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
-    seed: int = 0
+    steps: int = 300  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
+    seed: int = 0  # the corpus's seed, and the distillation seed of runs/<recipe>/
+    # Distillation seeds: each recipe is trained once per seed (runs/<recipe>-seed<k>/ for the seeds
+    # other than ``seed``) on the same corpus, pseudo-labels and student; None = ``seed`` alone.
+    seeds: tuple[int, ...] | None = None
     latency_clips: int = 20  # per evaluation set, timed at batch 1
     # A folder of real human speech with .txt transcripts (``corpus import`` layout), scored as the
     # set ``real-speech``: the built-in corpus is synthetic, and a student can forget real voices.
@@ -73,6 +84,11 @@ class PipelineConfig:
         if not (self.window_seconds in (None, "auto") or isinstance(self.window_seconds, int)):
             raise VoxdistillError(f"window_seconds must be a whole number of seconds, 'auto' or None, "
                                   f"got {self.window_seconds!r}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise VoxdistillError(f"seeds must be one or more different numbers, got {list(self.seeds)}")
+
+    def distill_seeds(self) -> tuple[int, ...]:
+        return (self.seed,) if self.seeds is None else tuple(self.seeds)
 
 
 class Stages:
@@ -92,11 +108,22 @@ class Stages:
         self.say(f"      {note + '; ' if note else ''}{self.seconds[name]:.0f} s")
 
 
-def recipe_config(config: PipelineConfig, recipe: str) -> DistillConfig:
+def student_folder(config: PipelineConfig, recipe: str) -> Path:
+    """The folder ``recipe`` trains from."""
+    return config.out / TRAINS_FROM.get(recipe, STUDENT_FOLDER)
+
+
+def run_folder(config: PipelineConfig, recipe: str, seed: int) -> Path:
+    """runs/<recipe>/ for the pipeline's own seed (so bench reuses the demo's run), else runs/<recipe>-seed<k>/."""
+    return config.out / "runs" / (recipe if seed == config.seed else f"{recipe}-seed{seed}")
+
+
+def recipe_config(config: PipelineConfig, recipe: str, seed: int | None = None) -> DistillConfig:
     out = config.out
+    seed = config.seed if seed is None else seed
     boundary = config.steps * 3 // 4
     overrides = [
-        f"student={out / 'student'}", f"out={out / 'runs' / recipe}", f"seed={config.seed}",
+        f"student={student_folder(config, recipe)}", f"out={run_folder(config, recipe, seed)}", f"seed={seed}",
         f"data.train_manifest={out / 'pseudo' / 'pseudo_labels.jsonl'}",
         f"data.dev_manifest={out / 'corpus' / 'dev.jsonl'}", f"optim.max_steps={config.steps}",
         f"eval.every_steps={max(config.steps // 4, 1)}", f"checkpoint.every_steps={max(config.steps // 4, 1)}",
@@ -135,8 +162,35 @@ def _make_student(config: PipelineConfig) -> str:
             f"{provenance['window_seconds']['student']} s window")
 
 
-def _distill(config: PipelineConfig, recipe: str, progress: bool) -> str:
-    run = recipe_config(config, recipe)
+def _make_teacher_copy(config: PipelineConfig) -> str:
+    """The teacher-ft baseline's starting point: the teacher as a student folder, every layer kept
+    and its own window, so that it trains (and is evaluated and carded) like any student."""
+    folder = config.out / TEACHER_COPY_FOLDER
+    teacher = load_whisper(config.teacher)
+    if (folder / STUDENT_FILE).is_file():
+        existing = json.loads((folder / STUDENT_FILE).read_text())["teacher"]
+        if existing["fingerprint"] != teacher.fingerprint.digest:
+            raise VoxdistillError(f"{folder} holds a copy of another teacher ({existing['source']}, fingerprint "
+                                  f"{existing['fingerprint']}; {config.teacher} is {teacher.fingerprint.digest}); "
+                                  f"use another --out, or delete that folder and what was trained from it")
+        return "reused"
+    c = teacher.model.config
+    spec = StudentSpec(tuple(range(c.encoder_layers)), tuple(range(c.decoder_layers)))
+    student, provenance = build_student(teacher.model, spec)
+    save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
+    return (f"all {c.encoder_layers} encoder and {c.decoder_layers} decoder layers, "
+            f"{provenance['window_seconds']['student']} s window")
+
+
+# What builds each folder that recipes train from: (stage title, builder).
+STARTING_POINTS = {
+    STUDENT_FOLDER: ("student from {teacher}'s layers", _make_student),
+    TEACHER_COPY_FOLDER: ("full copy of {teacher} for the teacher-ft baseline", _make_teacher_copy),
+}
+
+
+def _distill(config: PipelineConfig, recipe: str, progress: bool, seed: int | None = None) -> str:
+    run = recipe_config(config, recipe, seed)
     _refuse_other_settings(run)
     if (run.out / "model" / "config.json").is_file():
         return f"reused {run.out / 'model'}"
@@ -224,9 +278,12 @@ def eval_manifests(config: PipelineConfig) -> list[Path]:
 
 
 def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[str], None] = print) -> dict:
-    """Run (or finish) every stage; returns the evaluation result, with ``report`` and ``stage_seconds``."""
+    """Run (or finish) every stage; returns the evaluation result, with ``report``, ``stage_seconds``
+    and ``over_seeds`` (each recipe's WER over its seeds, also written to ``eval/bench.json``)."""
     out = config.out
-    stages = Stages(6 + len(config.recipes), say)
+    seeds = config.distill_seeds()
+    starting_points = list(dict.fromkeys(student_folder(config, recipe).name for recipe in config.recipes))
+    stages = Stages(5 + len(starting_points) + len(config.recipes) * len(seeds), say)
     corpus = out / "corpus"
 
     def synthesize() -> str:
@@ -243,19 +300,29 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
         return f"{summary.kept} pseudo-labels -> {out / 'pseudo' / 'pseudo_labels.jsonl'}"
 
     stages.run(f"pseudo-labels from {config.teacher}", pseudo_label)
-    stages.run(f"student from {config.teacher}'s layers -> {out / 'student'}", lambda: _make_student(config))
-    for recipe in config.recipes:
-        stages.run(f"distill: {recipe} recipe, {config.steps} steps", lambda r=recipe: _distill(config, r, progress))
+    for folder in starting_points:
+        title, build = STARTING_POINTS[folder]
+        stages.run(f"{title.format(teacher=config.teacher)} -> {out / folder}", lambda b=build: b(config))
+    # Seed by seed, so that an interrupted bench has whole comparisons first.
+    for seed in seeds:
+        for recipe in config.recipes:
+            stages.run(f"distill: {recipe} recipe, {config.steps} steps" + (f", seed {seed}" if len(seeds) > 1 else ""),
+                       lambda r=recipe, s=seed: _distill(config, r, progress, s))
 
-    models = [config.teacher] + [str(out / "runs" / r / "model") for r in config.recipes]
+    runs = {r: {s: str(run_folder(config, r, s) / "model") for s in seeds} for r in config.recipes}
+    models = [config.teacher] + [model for by_seed in runs.values() for model in by_seed.values()]
     result: dict = {}
+    over_seeds: dict = {}
 
     def evaluation() -> str:
-        nonlocal result
+        nonlocal result, over_seeds
         result, note = _evaluate(config, models, progress)
+        # Derived from the metrics every time, so it never outlives the evaluation it summarises.
+        over_seeds = aggregate_over_seeds(result, runs)
+        write_text_atomic(out / "eval" / "bench.json", json.dumps(over_seeds, indent=2) + "\n")
         return note
 
-    stages.run(f"evaluate teacher and student{'s' if len(config.recipes) > 1 else ''} on {', '.join(m.stem for m in eval_manifests(config))}",
+    stages.run(f"evaluate teacher and student{'s' if len(models) > 2 else ''} on {', '.join(m.stem for m in eval_manifests(config))}",
                evaluation)
 
     def cards() -> str:
@@ -268,4 +335,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
     stages.run("report", lambda: f"-> {build_report([out / 'runs', out / 'eval' / 'metrics.json'], report, title=f'voxdistill: {out.name}')}")
     say("")
     say(format_table(result))
-    return result | {"report": str(report), "stage_seconds": stages.seconds}
+    if len(seeds) > 1:
+        say("")
+        say(format_over_seeds(over_seeds))
+    return result | {"report": str(report), "stage_seconds": stages.seconds, "over_seeds": over_seeds}
