@@ -1,8 +1,10 @@
-"""Writing files so that a crash never leaves half of one under its final name."""
+"""Writing files so that a crash never leaves half of one under its final name; hashing them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable
 import tempfile
 from pathlib import Path
 
@@ -21,3 +23,13 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256_of_files(paths: Iterable[str | Path]) -> str:
+    """The sha256 of the files' bytes, read in order one after another (in blocks: any size)."""
+    h = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -13,7 +13,6 @@ evaluation is redone unless the models' weights, the manifests and the settings 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -33,7 +32,7 @@ from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
-from voxdistill.files import write_text_atomic
+from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
     STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_seconds,
@@ -245,7 +244,7 @@ def _evaluation_inputs(models: list[str], manifests: list[Path], settings: EvalS
     return {
         "models": models,  # in order: the first is the reference of the ratios
         "weights": {source: _weights_sha256(source) for source in models},
-        "manifests": {str(m): _sha256([m]) for m in manifests},
+        "manifests": {str(m): sha256_of_files([m]) for m in manifests},
         "settings": asdict(settings),
     }
 
@@ -255,16 +254,7 @@ def _weights_sha256(source: str) -> str:
     folder = resolve_model_folder(source)
     if not isinstance(folder, Path):
         return folder
-    return _sha256(sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")))
-
-
-def _sha256(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return sha256_of_files(sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")))
 
 
 def real_speech_manifest(config: PipelineConfig) -> Path:

@@ -23,7 +23,6 @@ with index ≡ r (mod world size); rank 0 merges once all are done.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -40,7 +39,7 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
-from voxdistill.files import write_text_atomic
+from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.teacher.topk import TopK, write_topk_shard
 from voxdistill.models.student import window_positions, window_seconds
@@ -102,14 +101,6 @@ def _barrier(world_size: int) -> None:
         torch.distributed.barrier()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
     return {
         "teacher_fingerprint": whisper.fingerprint.digest,
@@ -118,7 +109,7 @@ def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
         "streams": ["pseudo_label", "reference"],  # the cached row streams (teacher.topk)
         "encoder_state_seconds": config.encoder_state_seconds,
         "shard_size": config.shard_size,
-        "manifest_sha256": _file_sha256(config.manifest),
+        "manifest_sha256": sha256_of_files([config.manifest]),
     }
 
 
