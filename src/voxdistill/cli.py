@@ -266,7 +266,8 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--teacher", default="bundled:whisper-tiny.en", help=f"{MODEL_HELP} (default bundled:whisper-tiny.en)")
     p.add_argument("--preset", choices=["demo", "full"], default="demo", help="corpus size (default demo)")
     p.add_argument("--decoder-layers", default="3", metavar="N|I,J,...",
-                   help="student decoder layers (default 3: maximally spaced, first and last kept); the student keeps the teacher's encoder, frozen")
+                   help="student decoder layers (default 3: maximally spaced, first and last kept); "
+                        "the student keeps the teacher's encoder, frozen")
     p.add_argument("--window-seconds", type=_window, default="auto", metavar="S|auto|teacher",
                    help="the student's audio window: seconds, 'auto' (default: the longest training "
                         "utterance, rounded up) or 'teacher' (the teacher's 30 s)")
