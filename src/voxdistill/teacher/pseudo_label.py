@@ -41,7 +41,7 @@ from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper, load_whisper
-from voxdistill.teacher.topk import TopK, write_topk_shard
+from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
 from voxdistill.models.student import window_positions, window_seconds
 from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens, text_tokens
 
@@ -106,7 +106,7 @@ def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
         "teacher_fingerprint": whisper.fingerprint.digest,
         "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
         "top_k": config.top_k,
-        "streams": ["pseudo_label", "reference"],  # the cached row streams (teacher.topk)
+        "streams": list(STREAMS),  # the cached row streams (teacher.topk)
         "encoder_state_seconds": config.encoder_state_seconds,
         "shard_size": config.shard_size,
         "manifest_sha256": sha256_of_files([config.manifest]),
@@ -351,7 +351,7 @@ def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSumm
         "top_k": config.top_k,
         "vocab_size": whisper.model.config.vocab_size,
         "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
-        "topk_streams": ["pseudo_label", "reference"] if config.top_k else [],
+        "topk_streams": list(STREAMS) if config.top_k else [],
         "encoder_state_seconds": config.encoder_state_seconds,
         "wer_threshold": config.wer_threshold,
         "manifest": str(config.manifest.resolve()),
