@@ -7,16 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 # Every test process (and the subprocesses tests start) uses one fresh cache, never the user's.
 os.environ.setdefault("VOXDISTILL_CACHE", str(Path(os.environ.get("PYTEST_CACHE_ROOT", "/tmp")) /
                                               f"voxdistill-test-cache-{os.getpid()}"))
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor  # noqa: E402
-
 from voxdistill.data.tts import espeak_ng  # noqa: E402
+from voxdistill.models.debug import make_tiny_whisper  # noqa: E402  (tests import it from here)
 from voxdistill.models.loading import resolve_model_folder  # noqa: E402
 
 # Two processes through accelerate. On a machine without GPUs, `--multi_gpu` still starts the
@@ -45,25 +43,6 @@ def speech_dir(tmp_path_factory) -> Path:
 def tiny_en_folder() -> Path:
     """The bundled tiny.en teacher converted into a Hugging Face folder (once per session)."""
     return resolve_model_folder("bundled:whisper-tiny.en")
-
-
-def make_tiny_whisper(out: Path, tokenizer_source: Path, seed: int = 0) -> Path:
-    """A random-weight Whisper of width 64 with 2+2 layers and a real tiny.en tokenizer, saved as a
-    Hugging Face folder. ``init_std`` is large so that logits are spread out: greedy decoding then
-    has no near-ties, and comparisons between engines test the weights, not rounding luck."""
-    torch.manual_seed(seed)
-    config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=4, encoder_ffn_dim=128,
-        decoder_ffn_dim=128, max_source_positions=1500, max_target_positions=448, init_std=0.2,
-        bos_token_id=50256, eos_token_id=50256, pad_token_id=50256, decoder_start_token_id=50257,
-        suppress_tokens=None, begin_suppress_tokens=None,
-    )
-    model = WhisperForConditionalGeneration(config)
-    model.generation_config = GenerationConfig.from_pretrained(tokenizer_source)
-    model.save_pretrained(out)
-    WhisperProcessor.from_pretrained(tokenizer_source).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")

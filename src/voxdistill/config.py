@@ -61,14 +61,16 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def from_dict(cls: type[T], data: dict, where: str = "") -> T:
+def from_dict(cls: type[T], data: dict, where: str = "", missing: list[str] | None = None) -> T:
     """Build the dataclass ``cls`` from plain data (as read from YAML), checking every key and value.
     ``where`` is the dotted key of ``data`` inside a larger config, used in messages.
-    Raises ConfigError listing every problem found."""
-    return _build(cls, data, where, None)
+    Raises ConfigError listing every problem found. With a ``missing`` list, a required key that
+    ``data`` leaves out is not a problem: its dotted name is appended to the list and its value is
+    None (a nested section is built from its defaults) -- a config to show, never to run."""
+    return _build(cls, data, where, None, missing)
 
 
-def _build(cls, data, where: str, base):
+def _build(cls, data, where: str, base, missing: list[str] | None = None):
     """``base`` is the parent's default instance for this field, if any: keys the config leaves out
     keep its values rather than the class defaults."""
     if not isinstance(data, dict):
@@ -82,13 +84,20 @@ def _build(cls, data, where: str, base):
         key = _join(where, name)
         default = getattr(base, name) if base is not None else _default(field)
         if name not in data:
-            if default is dataclasses.MISSING:
+            if default is dataclasses.MISSING and missing is not None:
+                tp = hints[name]
+                if dataclasses.is_dataclass(tp):
+                    kwargs[name] = _build(tp, {}, key, None, missing)
+                else:
+                    missing.append(key)
+                    kwargs[name] = None
+            elif default is dataclasses.MISSING:
                 problems.append(f"{key}: required ({_type_name(hints[name])})")
             elif base is not None:
                 kwargs[name] = default
             continue
         try:
-            kwargs[name] = _convert(hints[name], data[name], key, default)
+            kwargs[name] = _convert(hints[name], data[name], key, default, missing)
         except ConfigError as e:
             problems.extend(e.problems)
     if problems:
@@ -99,15 +108,15 @@ def _build(cls, data, where: str, base):
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
 
 
-def _convert(tp, value, where: str, default=dataclasses.MISSING):
+def _convert(tp, value, where: str, default=dataclasses.MISSING, missing: list[str] | None = None):
     origin, args = get_origin(tp), get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, default if isinstance(default, tp) else None)
+        return _build(tp, value, where, default if isinstance(default, tp) else None, missing)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]  # only `X | None` unions are supported
-        return _convert(inner, value, where, default)
+        return _convert(inner, value, where, default, missing)
     if origin is Literal:
         for choice in args:
             if value == choice and type(value) is type(choice):
@@ -187,13 +196,14 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None, overrides: Iterable[str] = ()) -> T:
+def load_config(cls: type[T], path: str | Path | None, overrides: Iterable[str] = (),
+                missing: list[str] | None = None) -> T:
     """Read a YAML config (``None``: start from the defaults), apply overrides, build ``cls``.
-    Raises ConfigError naming the file and every problem."""
+    Raises ConfigError naming the file and every problem. ``missing``: see ``from_dict``."""
     data = {} if path is None else _read_yaml(Path(path))
     data = apply_overrides(data, overrides)
     try:
-        return from_dict(cls, data)
+        return from_dict(cls, data, missing=missing)
     except ConfigError as e:
         if path is None:
             raise
@@ -219,9 +229,36 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def config_yaml(obj) -> str:
+    """The resolved config as YAML, every key in field order."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True)
+
+
 def save_config(obj, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees half a file."""
-    write_text_atomic(path, yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True))
+    write_text_atomic(path, config_yaml(obj))
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingChange:
+    key: str  # dotted, e.g. optim.lr
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {json.dumps(self.old)} -> {json.dumps(self.new)}"
+
+
+def differences(saved: dict, wanted: dict, prefix: str = "") -> list[SettingChange]:
+    """Every leaf setting that differs between two configs as plain data (``to_dict``), by dotted key."""
+    changes = []
+    for key in {**saved, **wanted}:
+        old, new = saved.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(SettingChange(f"{prefix}{key}", old, new))
+    return changes
 
 
 def describe_fields(cls) -> list[tuple[str, str, str]]:

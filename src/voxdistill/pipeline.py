@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from voxdistill.config import load_config, to_dict
+from voxdistill.config import differences, load_config, to_dict
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.importers import import_folder
 from voxdistill.data.manifest import read_manifest
@@ -204,22 +204,10 @@ def _refuse_other_settings(run: DistillConfig) -> None:
     saved = run.out / "config.yaml"
     if not saved.is_file():
         return
-    changes = _differences(to_dict(load_config(DistillConfig, saved)), to_dict(run))
+    changes = differences(to_dict(load_config(DistillConfig, saved)), to_dict(run))
     if changes:
-        raise VoxdistillError(f"{run.out} holds a distillation run of other settings ({'; '.join(changes)}); "
+        raise VoxdistillError(f"{run.out} holds a distillation run of other settings ({'; '.join(map(str, changes))}); "
                               f"use another --out, or delete that folder to train it again")
-
-
-def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """``dotted.key: saved -> wanted`` for every setting that differs."""
-    lines = []
-    for key in {**saved, **wanted}:
-        old, new = saved.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            lines += _differences(old, new, f"{prefix}{key}.")
-        elif old != new:
-            lines.append(f"{prefix}{key}: {json.dumps(old)} -> {json.dumps(new)}")
-    return lines
 
 
 def _evaluate(config: PipelineConfig, models: list[str], progress: bool) -> tuple[dict, str]:

@@ -23,9 +23,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from voxdistill.config import save_config
+from voxdistill.config import SettingChange, differences, load_config, save_config, to_dict
+from voxdistill.errors import VoxdistillError
 
 COMPLETE = "COMPLETE"
+
+
+class ConfigChangedError(VoxdistillError):
+    """A run folder would be resumed with settings other than those it was last run with."""
 
 
 @dataclass
@@ -140,3 +145,27 @@ def prune_checkpoints(out: Path, keep_last: int, best_step: int | None) -> None:
             shutil.rmtree(folder)
     for leftover in (out / "checkpoints").glob(".step-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def resume_config_changes(config, allow: bool) -> list[SettingChange]:
+    """The settings of ``config`` that differ from those its run folder was last run with
+    (``config.yaml``, else the latest checkpoint's), when there is a checkpoint to resume from;
+    without one the run starts from scratch, and its settings are simply the new ones. A change
+    raises ConfigChangedError naming every key, unless ``allow``."""
+    checkpoints = complete_checkpoints(config.out)
+    if not checkpoints:
+        return []
+    reference = config.out / "config.yaml"
+    if not reference.is_file():
+        reference = checkpoints[-1] / "config.yaml"
+    # ``out`` is the folder both were found in, however its path is spelt.
+    saved = to_dict(load_config(type(config), reference)) | {"out": None}
+    changes = differences(saved, to_dict(config) | {"out": None})
+    if changes and not allow:
+        step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"]
+        raise ConfigChangedError(
+            f"{config.out} was run with other settings ({reference}): {'; '.join(map(str, changes))}. "
+            f"Resuming at step {step} with them would mix two runs: run with the same settings, use "
+            f"another out folder, or pass --allow-config-change to continue with the new ones "
+            f"(recorded in run.json)")
+    return changes

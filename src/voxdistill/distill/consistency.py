@@ -2,8 +2,10 @@
 
 The teacher that wrote the pseudo-labels must be the teacher behind the KL term: same weights,
 same preprocessing. Each pseudo-label folder records its teacher's fingerprint (metadata.json and
-every top-k shard); a run that would mix teachers stops with an error naming both fingerprints,
-unless ``teacher.allow_mismatch`` is set, in which case the mismatch is recorded in the run.
+every top-k shard), and so does a student built by ``student init`` (student.json): when the config
+names no ``teacher.model``, the student's own teacher is the one the pseudo-labels must come from.
+A run that would mix teachers stops with an error naming both fingerprints, unless
+``teacher.allow_mismatch`` is set, in which case the mismatch is recorded in the run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import preprocessing_config
 from voxdistill.models.loading import Whisper, load_whisper
-from voxdistill.models.student import window_positions
+from voxdistill.models.student import STUDENT_FILE, recorded_teacher, window_positions
 from voxdistill.teacher.topk import TopKCache
 
 
@@ -92,6 +94,13 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
             teacher_vocab = source.whisper.model.config.vocab_size
         elif tc.mode == "none":
             source.whisper = None  # a teacher named in a CE-only run is only checked, never run
+    elif metadata is not None and (teacher := recorded_teacher(config.student)) is not None:
+        made_by = metadata["fingerprint"]["digest"]
+        if teacher["fingerprint"] != made_by:
+            mismatch(f"pseudo-labels in {folder} were made by teacher {made_by} ({metadata.get('teacher')}), but "
+                     f"the student was built from teacher {teacher['fingerprint']} ({teacher['source']}; "
+                     f"{config.student / STUDENT_FILE}); pseudo-label again with the student's teacher, or set "
+                     f"teacher.model to the teacher that made them if distilling from it is intended")
     if tc.mode == "none":
         return source
 

@@ -2,9 +2,11 @@
 many processes through ``accelerate``.
 
 Reliability, in the order a run meets it:
-- the config and the teacher-consistency rule are checked before any training;
+- the config and the teacher-consistency rule are checked before any training, and a run folder is
+  resumed only with the settings it was last run with (or with ``allow_config_change``, recorded);
 - a resumed run restores model, optimizer, step, data position (epoch, batches consumed), best
   WER, curriculum phase and every process's RNG, so N straight steps equal k + (N − k) resumed;
+  what was logged after the checkpoint it resumes from is dropped (see ``run_log``);
 - the learning rate is a pure function of the step, so it needs no saved scheduler;
 - a non-finite loss or gradient norm stops the step before the optimizer update, naming the step
   and the utterance ids; the last checkpoint is intact;
@@ -31,14 +33,15 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
-from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperForConditionalGeneration
 
-from voxdistill.config import save_config
+from voxdistill.config import SettingChange, save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, log_mel
+from voxdistill.data.manifest import scan_manifest
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
-    TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints, rng_state,
-    save_checkpoint, set_rng_state,
+    TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints,
+    resume_config_changes, rng_state, save_checkpoint, set_rng_state,
 )
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.encoder_cache import EncoderStateCache
@@ -48,8 +51,9 @@ from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss,
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
-from voxdistill.models.loading import Whisper
+from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
 
@@ -107,13 +111,20 @@ class _StopFlag:
 
 
 class Trainer:
-    def __init__(self, config: DistillConfig):
+    def __init__(self, config: DistillConfig, allow_config_change: bool = False):
         self.config = config
+        # Before anything is loaded: a run folder is resumed with its own settings, or told otherwise.
+        self.config_changes: list[SettingChange] = resume_config_changes(config, allow_config_change)
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
                                        mixed_precision=config.optim.mixed_precision)
         set_seed(config.seed)
-        self.processor = WhisperProcessor.from_pretrained(config.student)
-        student = WhisperForConditionalGeneration.from_pretrained(config.student, dtype=torch.float32)
+        # Manifests are read whole before any model loads: a repeated id or an empty file fails in seconds.
+        for manifest in (config.data.train_manifest, config.data.dev_manifest):
+            if manifest is not None:
+                scan_manifest(manifest)
+        # Through load_whisper, so a damaged or pickle-only student folder gets the same errors as anywhere.
+        loaded = load_whisper(str(config.student), frozen=False)
+        self.processor, student = loaded.processor, loaded.model
         # Every utterance has the label the run asks for, or the run stops here, naming it.
         self.label_sources = count_label_sources(config.data.train_manifest, config.data.labels)
         self.teacher: TeacherSource = resolve_teacher(config, self.processor.feature_extractor,
@@ -127,7 +138,7 @@ class Trainer:
         if config.optim.freeze_embeddings:
             student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
             student.model.decoder.embed_positions.requires_grad_(False)
-        self.prompt = prompt_tokens(Whisper(student, self.processor, str(config.student), config.student))
+        self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
         trainable = [p for p in student.parameters() if p.requires_grad]
@@ -143,7 +154,7 @@ class Trainer:
             self.encoder_cache = EncoderStateCache(config.out / "encoder-cache", student.model.encoder,
                                                    self.processor.feature_extractor)
         self.self_teacher: WhisperForConditionalGeneration | None = None  # ASKD phase 2
-        self.log = RunLog(config.out, enabled=self.accelerator.is_main_process)
+        self.log: RunLog | None = None  # opened by run(), once it knows the step it resumes from
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -375,6 +386,14 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
 
+    def _config_history(self, resumed: bool) -> list[dict]:
+        """Every allowed change of settings of this run folder: those recorded before (a run that
+        starts from scratch has none) and this resume's, at the step it continues from."""
+        previous = self.config.out / "run.json"
+        history = json.loads(previous.read_text()).get("config_changes", []) if resumed and previous.is_file() else []
+        return history + [{"step": self.state.step, "key": change.key, "old": change.old, "new": change.new}
+                          for change in self.config_changes]
+
     def run(self, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:
         """Train to ``optim.max_steps``, or for at most ``steps_this_run`` steps (then checkpoint and
         return; the same command continues later, e.g. on a preemptible machine)."""
@@ -384,12 +403,14 @@ class Trainer:
         if self.accelerator.is_main_process:
             c.out.mkdir(parents=True, exist_ok=True)
             save_config(c, c.out / "config.yaml")
-            (c.out / "run.json").write_text(json.dumps({
+            write_text_atomic(c.out / "run.json", json.dumps({
                 "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
                 "allowed_teacher_mismatches": self.teacher.mismatches,
                 "processes": self.accelerator.num_processes, "resumed_from": str(resumed) if resumed else None,
                 "labels": c.data.labels, "utterances_by_label": dict(self.label_sources),
+                "config_changes": self._config_history(resumed is not None),
             }, indent=2))
+        self.log = RunLog(c.out, self.state.step if resumed else None, enabled=self.accelerator.is_main_process)
         if progress and self.accelerator.is_main_process:
             by_label = ", ".join(f"{n} on {'references' if k == 'reference' else 'pseudo-labels'}"
                                  for k, n in sorted(self.label_sources.items()))
@@ -482,6 +503,7 @@ class Trainer:
         return model, record
 
 
-def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None) -> TrainResult:
-    return Trainer(config).run(progress, steps_this_run)
+def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None,
+            allow_config_change: bool = False) -> TrainResult:
+    return Trainer(config, allow_config_change).run(progress, steps_this_run)
 

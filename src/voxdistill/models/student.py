@@ -318,6 +318,13 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
     return student, provenance
 
 
+def recorded_teacher(folder: Path) -> dict | None:
+    """The teacher a student folder was built from, as its ``student.json`` records it
+    (``{"source": ..., "fingerprint": ...}``); None for a folder without one (a plain Whisper)."""
+    record = Path(folder) / STUDENT_FILE
+    return json.loads(record.read_text())["teacher"] if record.is_file() else None
+
+
 def save_student(student_model: WhisperForConditionalGeneration, processor: WhisperProcessor,
                  provenance: dict, teacher_source: str, teacher_fingerprint: str, out: Path) -> Path:
     """Write ``out`` as a Hugging Face Whisper folder (model, generation config, tokenizer, feature
