@@ -1,4 +1,4 @@
-"""load_audio, audio_duration and split_windows on real files written with soundfile."""
+"""load_audio and audio_duration on real files written with soundfile."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from voxdistill.audio import (
     audio_duration,
     exact_div,
     load_audio,
-    split_windows,
 )
 from voxdistill.errors import AudioError
 
@@ -188,7 +187,7 @@ def test_long_audio_is_split_when_asked(tmp_path: Path) -> None:
     with pytest.warns(AudioConversionWarning) as record:
         audio = load_audio(path, max_seconds=2, long_audio="split")
     assert [str(w.message) for w in record] == [
-        f"{path}: audio is 3.0 s, longer than 2 s; it will be transcribed in 30 s windows"
+        f"{path}: audio is 3.0 s, longer than 2 s; it will be transcribed in overlapping windows merged at the seams"
     ]
     np.testing.assert_array_equal(audio, written[:, 0])  # the full signal, not truncated
 
@@ -204,17 +203,6 @@ def test_unknown_long_audio_policy(tmp_path: Path) -> None:
     path = write(tmp_path / "clean.wav", tone(1.0, SAMPLE_RATE), SAMPLE_RATE)
     with pytest.raises(ValueError, match="'truncate'"):
         load_audio(path, long_audio="truncate")  # type: ignore[arg-type]
-
-
-def test_split_windows() -> None:
-    audio = np.arange(2 * N_SAMPLES + 123, dtype=np.float32)
-    windows = split_windows(audio)
-    assert [len(w) for w in windows] == [N_SAMPLES, N_SAMPLES, 123]
-    np.testing.assert_array_equal(np.concatenate(windows), audio)
-    assert [len(w) for w in split_windows(np.zeros(10, np.float32), 5)] == [5, 5]
-    assert split_windows(np.zeros(0, np.float32)) == []
-    with pytest.raises(ValueError, match="positive"):
-        split_windows(audio, 0)
 
 
 def test_audio_duration(tmp_path: Path) -> None:

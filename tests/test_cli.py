@@ -100,12 +100,12 @@ def test_conversions_warn_and_transcribe(tmp_path, fox, capsys):
     assert code == 0
     assert f"warning: {stereo}: 2 channels downmixed to mono" in err
     assert f"warning: {rate_44k}: resampled 44100 Hz -> 16000 Hz" in err
-    assert f"warning: {long_clip}: audio is" in err and "30 s windows" in err
+    assert f"warning: {long_clip}: audio is" in err and "overlapping windows" in err
     results = json.loads(out)
     assert [r["audio"] for r in results] == [str(stereo), str(rate_44k), str(long_clip)]
     for r in results[:2]:
         assert "quick" in r["text"].lower() and "lazy" in r["text"].lower()
-    # The long clip holds the sentence twice, in two different 30 s windows.
+    # The long clip holds the sentence twice, 30 s of silence apart: two chunks, nothing shared at the seam.
     assert results[2]["text"].lower().count("lazy") == 2
 
 

@@ -46,6 +46,7 @@ def test_missing_folder_is_refused(tmp_path):
 
 
 def test_folder_that_is_no_model_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")  # an empty folder has its own message
     with pytest.raises(ModelLoadError, match="neither a Hugging Face folder"):
         resolve_model_folder(str(tmp_path))
 

@@ -302,10 +302,15 @@ def test_window_student_keeps_the_first_positions_and_pads_to_its_window(tmp_pat
     student_features, teacher_features = log_mel(windowed, [clip]), log_mel(teacher, [clip])
     assert student_features.shape == (1, 80, 1000)
     assert torch.equal(student_features, teacher_features[..., :1000])
-    # Audio longer than the window is cut into the model's windows: 25 s -> 10 + 10 + 5 s, joined.
+    # Audio longer than the window is planned in chunks of at most the model's window, and their
+    # transcripts are merged.
+    from voxdistill.long_audio import merge_transcripts, plan_chunks
+
     long = np.concatenate([clip] * 8)[: 25 * 16000]
-    pieces = transcribe_audio(windowed, [long[:160000], long[160000:320000], long[320000:]])
-    assert transcribe_audio(windowed, [long]) == [" ".join(p for p in pieces if p)]
+    plan = plan_chunks(long, fe.n_samples)
+    assert len(plan) >= 3 and all(c.end - c.start <= fe.n_samples for c in plan)
+    pieces = transcribe_audio(windowed, [long[c.start : c.end] for c in plan])
+    assert transcribe_audio(windowed, [long]) == [merge_transcripts(pieces, plan)]
     # transformers loads and runs it unchanged.
     pipe = transformers.pipeline("automatic-speech-recognition", model=str(out))
     assert isinstance(pipe(clip, generate_kwargs={"max_new_tokens": 8})["text"], str)

@@ -36,6 +36,9 @@ N_FRAMES = exact_div(N_SAMPLES, HOP_LENGTH)  # 3000 mel frames per chunk
 # Outside this range a file is almost surely mislabelled (a wrong header) rather than real speech.
 MIN_SAMPLE_RATE = 4000  # Hz
 MAX_SAMPLE_RATE = 384000  # Hz
+# Shorter clips cannot hold a word; Whisper still "transcribes" them (1 ms gives "you"), so a short
+# clip would put invented words into pseudo-labels, training and scores. Refused everywhere.
+MIN_SECONDS = 0.1
 
 LongAudioPolicy = Literal["refuse", "split"]
 _LONG_AUDIO_POLICIES = get_args(LongAudioPolicy)
@@ -70,7 +73,34 @@ def _open_checks(path: str) -> float:
             f"unusual sample rate {info.samplerate} Hz (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz); "
             "check the file header or resample it to 16 kHz",
         )
+    _check_wav_complete(path)
     return info.frames / info.samplerate
+
+
+def _check_wav_complete(path: str) -> None:
+    """An AudioError if a WAV file holds fewer sample bytes than its header's data chunk promises
+    (a cut-off copy or download). libsndfile reads such a file without complaint, as if complete."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return  # not RIFF/WAVE (FLAC, OGG, RF64, ...): their decoders report damage themselves
+        block_align = rate = 0
+        while len(header := f.read(8)) == 8:
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"fmt ":
+                fmt = f.read(16)
+                rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+                size -= len(fmt)
+            elif chunk == b"data":
+                held = os.path.getsize(path) - f.tell()
+                # 0 and 0xFFFFFFFF mean "length unknown" (a WAV streamed to a pipe): nothing promised.
+                if size not in (0, 0xFFFFFFFF) and size > held:
+                    promised, there = ((f"{size / block_align / rate:.3f} s", f"{held / block_align / rate:.3f} s")
+                                       if block_align and rate else (f"{size} bytes", f"{held} bytes"))
+                    raise AudioError(path, f"truncated: its header promises {promised} of audio but the "
+                                           f"file holds only {there}; copy or download it again")
+                return
+            f.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to an even size
 
 
 def audio_duration(path: str | os.PathLike[str]) -> float:
@@ -90,6 +120,7 @@ def load_audio(
     long_audio: what to do past max_seconds — "refuse" (AudioError) or "split"
         (return the whole signal, warn that it will be transcribed in CHUNK_LENGTH windows).
     Peaks above 1.0 (possible in float WAV) are kept: clipping them would distort the speech.
+    Clips shorter than MIN_SECONDS and WAV files holding less than their header promises are refused.
     """
     if long_audio not in _LONG_AUDIO_POLICIES:
         raise ValueError(f"long_audio must be one of {_LONG_AUDIO_POLICIES}, got {long_audio!r}")
@@ -102,8 +133,8 @@ def load_audio(
         raise AudioError(
             file,
             f"audio is {duration:.1f} s, longer than the {max_seconds:g} s limit; "
-            'pass long_audio="split" (CLI: --long-audio split) to transcribe it in '
-            f"{CHUNK_LENGTH} s windows",
+            'pass long_audio="split" (CLI: --long-audio split) to transcribe it whole, in '
+            "overlapping windows merged at the seams",
         )
 
     try:
@@ -113,6 +144,9 @@ def load_audio(
 
     if data.shape[0] == 0:
         raise AudioError(file, "contains no samples")
+    if data.shape[0] < MIN_SECONDS * rate:
+        raise AudioError(file, f"only {data.shape[0] / rate * 1000:.0f} ms of audio, too short to hold "
+                               f"speech (the minimum is {MIN_SECONDS:g} s); leave it out")
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         # One NaN would turn every mel frame and the loss into NaN, far from the file that caused it.
@@ -130,7 +164,7 @@ def load_audio(
     if too_long:
         _warn(
             f"{file}: audio is {duration:.1f} s, longer than {max_seconds:g} s; "
-            f"it will be transcribed in {CHUNK_LENGTH} s windows"
+            "it will be transcribed in overlapping windows merged at the seams"
         )
     return np.ascontiguousarray(audio)
 
@@ -150,10 +184,3 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE) 
 def _warn(message: str) -> None:
     # stacklevel 3 points the warning at load_audio's caller, not at this module.
     warnings.warn(message, AudioConversionWarning, stacklevel=3)
-
-
-def split_windows(audio: np.ndarray, window_samples: int = N_SAMPLES) -> list[np.ndarray]:
-    """Consecutive non-overlapping windows along axis 0; the last one may be shorter. Views, not copies."""
-    if window_samples <= 0:
-        raise ValueError(f"window_samples must be positive, got {window_samples}")
-    return [audio[start : start + window_samples] for start in range(0, len(audio), window_samples)]

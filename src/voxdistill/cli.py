@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from voxdistill import __version__
+from voxdistill.audio import MIN_SECONDS
 from voxdistill.errors import VoxdistillError
 
 EXIT_USAGE = 2
@@ -89,17 +90,33 @@ def cmd_student_init(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from voxdistill.config import load_config
     from voxdistill.distill.config import DistillConfig
+
+    if args.print_config:
+        return _print_config(DistillConfig, args)
     from voxdistill.distill.trainer import TrainingInterrupted, distill
 
     config = load_config(DistillConfig, args.config, args.set)
     try:
-        result = distill(config, steps_this_run=args.steps_this_run)
+        result = distill(config, steps_this_run=args.steps_this_run, allow_config_change=args.allow_config_change)
     except TrainingInterrupted as stop:
         print(f"error: {stop}", file=sys.stderr)
         return 128 + stop.signum
     best = "" if result.state.best_wer is None else \
         f"; best dev WER {result.state.best_wer:.1%} at step {result.state.best_step}"
     print(f"{result.state.step} steps -> {result.last_checkpoint}{best}")
+    return 0
+
+
+def _print_config(cls, args: argparse.Namespace) -> int:
+    """Every key of the config ``--config`` and ``--set`` resolve to, defaults filled in, as YAML;
+    keys without a default that they leave out are null, and named in a comment at the top."""
+    from voxdistill.config import config_yaml, load_config
+
+    missing: list[str] = []
+    config = load_config(cls, args.config, args.set, missing=missing)
+    if missing:
+        print(f"# no default, set them: {', '.join(missing)}")
+    print(config_yaml(config), end="")
     return 0
 
 
@@ -236,9 +253,9 @@ def cmd_corpus_check(args: argparse.Namespace) -> int:
 
 def _decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
     """The decoding flags shared by every command that transcribes; ``batch`` says what a batch holds."""
-    p.add_argument("--batch-size", type=int, default=8, help=f"{batch} (default 8)")
-    p.add_argument("--beam-size", type=int, default=1, help="beam width; 1 is greedy (default)")
-    p.add_argument("--max-new-tokens", type=int, default=224, help="tokens per 30 s window (default 224)")
+    p.add_argument("--batch-size", type=_at_least(1), default=8, help=f"{batch} (default 8)")
+    p.add_argument("--beam-size", type=_at_least(1), default=1, help="beam width; 1 is greedy (default)")
+    p.add_argument("--max-new-tokens", type=_at_least(1), default=224, help="tokens per 30 s window (default 224)")
     p.add_argument("--language", default="en", help="language of multilingual models (default en)")
 
 
@@ -247,6 +264,22 @@ def _decoding(args: argparse.Namespace):
 
     return DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
                            language=args.language, batch_size=args.batch_size)
+
+
+def _at_least(minimum: int | float, kind: type = int):
+    """An argparse type: a number of ``kind`` no smaller than ``minimum``. argparse prefixes the
+    message with the option's name and exits with status 2, before anything is loaded."""
+    wanted = f"give a {'whole number' if kind is int else 'number'} of {minimum} or more"
+
+    def number(value: str) -> int | float:
+        try:
+            parsed = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {value!r}; {wanted}") from None
+        if not parsed >= minimum:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"got {value}; {wanted}")
+        return parsed
+    return number
 
 
 def _window(value: str) -> int | str | None:
@@ -292,18 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a Whisper-class teacher into a small, fast student, and prove it.",
     )
     parser.add_argument("--version", action="version", version=f"voxdistill {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do; voxdistill COMMAND --help explains each")
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a Whisper model",
                        description="Print one line per file: the path, a tab, the transcript.")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("audio", metavar="AUDIO", nargs="+",
-                   help="audio files (WAV, FLAC, OGG, ...; other rates are resampled to 16 kHz, "
-                        "stereo is downmixed, both with a warning)")
+                   help=f"audio files (WAV, FLAC, OGG, ...; other rates are resampled to 16 kHz, "
+                        f"stereo is downmixed, both with a warning; clips under {MIN_SECONDS:g} s are refused)")
     p.add_argument("--json", action="store_true", help='print [{"audio": path, "text": ...}] instead')
     _decoding_arguments(p, batch="30 s windows per forward pass")
     p.add_argument("--long-audio", choices=["refuse", "split"], default="refuse",
-                   help="audio over 30 s: refuse it (default) or transcribe it in 30 s windows")
+                   help="audio over 30 s: refuse it (default) or transcribe it whole, in overlapping windows of the "
+                        "model's length cut at pauses and merged where their words agree")
     p.set_defaults(func=cmd_transcribe)
 
     _pipeline_parser(
@@ -337,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "voxdistill evaluate), or a folder searched for both (e.g. a demo output folder). "
                     "The page has training curves, kd weight and phase, dev WER, the teacher-vs-"
                     "students table per domain, speed and size bars, and transcripts that differ.")
-    p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH",
+                   help="run folders, evaluation JSON files, or folders searched for both (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="HTML file to write")
     p.add_argument("--title", default="voxdistill report", help="page title")
     p.set_defaults(func=cmd_report)
@@ -345,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corpus", help="build, import and check speech corpora",
                        description="Build the built-in synthetic corpus, import your own audio, "
                                    "or check a manifest.")
-    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION",
+                                  help="what to do with a corpus")
     build = corpus_sub.add_parser(
         "build", help="synthesise the built-in multi-domain corpus",
         description="Synthesise sentences with espeak-ng, flite, festival and Piper voices, degrade "
@@ -356,14 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="demo: minutes of audio for this CPU; full: tens of hours for GPUs")
     build.add_argument("--out", type=Path, required=True, help="corpus folder")
     build.add_argument("--seed", type=int, default=0, help="same seed, same corpus (default 0)")
-    build.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: CPU count)")
+    build.add_argument("--jobs", type=_at_least(1), default=None,
+                       help="parallel synthesis processes (default: CPU count)")
     build.set_defaults(func=cmd_corpus_build)
 
     imp = corpus_sub.add_parser(
         "import", help="make a manifest from a folder of audio or a saved datasets dataset",
         description="SOURCE is a folder of audio files (a .txt file with the same name holds the "
                     "transcript) or a Hugging Face datasets dataset saved with save_to_disk.")
-    imp.add_argument("source", type=Path, metavar="SOURCE")
+    imp.add_argument("source", type=Path, metavar="SOURCE",
+                     help="a folder of audio files (with .txt transcripts beside them), or a folder "
+                          "written by datasets' save_to_disk")
     imp.add_argument("--out", type=Path, required=True, help="folder for the manifest (and copied dataset audio)")
     imp.add_argument("--name", help="manifest name for a folder import (default: the folder's name)")
     imp.add_argument("--domain", help="domain label to give every utterance")
@@ -374,10 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = corpus_sub.add_parser(
         "check", help="validate every line and audio file of a manifest",
-        description="Report every problem (bad line, duplicate id, missing/empty/corrupt/NaN audio, "
-                    "wrong duration) with its line and id; exit 1 if there is any.")
-    check.add_argument("manifest", type=Path, metavar="MANIFEST")
-    check.add_argument("--max-seconds", type=float, default=30.0,
+        description="Report every problem (no utterances, bad line, duplicate id, missing/empty/"
+                    "corrupt/truncated/NaN audio, clips too short to hold speech, wrong duration) "
+                    "with its line and id; exit 1 if there is any.")
+    check.add_argument("manifest", type=Path, metavar="MANIFEST", help="JSON Lines manifest to check")
+    check.add_argument("--max-seconds", type=_at_least(MIN_SECONDS, float), default=30.0,
                        help="longest acceptable utterance (default 30, Whisper's window)")
     check.set_defaults(func=cmd_corpus_check)
 
@@ -392,24 +433,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     _decoding_arguments(p, batch="utterances per forward pass")
-    p.add_argument("--top-k", type=int, default=16,
+    p.add_argument("--top-k", type=_at_least(0), default=16,
                    help="teacher log-probabilities kept per output token for offline KD; 0 keeps none (default 16)")
-    p.add_argument("--wer-threshold", type=float, default=None,
+    p.add_argument("--wer-threshold", type=_at_least(0.0, float), default=None,
                    help="where the manifest has reference text, drop utterances whose pseudo-label WER "
                         "exceeds this (e.g. 0.3); the counts are reported")
-    p.add_argument("--shard-size", type=int, default=64, help="utterances committed together (default 64)")
-    p.add_argument("--encoder-state-seconds", type=int, default=0, metavar="S",
+    p.add_argument("--shard-size", type=_at_least(1), default=64, help="utterances committed together (default 64)")
+    p.add_argument("--encoder-state-seconds", type=_at_least(0), default=0, metavar="S",
                    help="also cache the teacher's encoder states over the first S seconds of its window, "
                         "the target of encoder-state KD (loss.encoder_kd_weight) for a student whose "
                         "window is S seconds; float16, about 38 KB per second per utterance for tiny.en "
                         "(default 0: none)")
-    p.add_argument("--skip-bad-audio", type=int, default=0, metavar="N",
+    p.add_argument("--skip-bad-audio", type=_at_least(0), default=0, metavar="N",
                    help="skip up to N unreadable audio files, logged by id (default 0: stop at the first)")
     p.set_defaults(func=cmd_pseudo_label)
 
     p = sub.add_parser("student", help="build students from a teacher's layers",
                        description="Build a student Whisper from a teacher's own layers.")
-    student_sub = p.add_subparsers(dest="student_command", required=True, metavar="ACTION")
+    student_sub = p.add_subparsers(dest="student_command", required=True, metavar="ACTION",
+                                   help="what to do")
     init = student_sub.add_parser(
         "init", help="copy a subset of the teacher's layers (and optionally narrow them) into a student",
         description="Copy the teacher's embeddings, front end and a subset of its encoder and "
@@ -421,11 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="encoder layers: a count or explicit 0-based indices")
     init.add_argument("--decoder-layers", required=True, metavar="N|I,J,...",
                       help="decoder layers: a count or explicit 0-based indices")
-    init.add_argument("--d-model", type=int, default=None,
+    init.add_argument("--d-model", type=_at_least(1), default=None,
                       help="narrower residual width, initialised from the teacher's largest dimensions")
-    init.add_argument("--ffn-dim", type=int, default=None,
+    init.add_argument("--ffn-dim", type=_at_least(1), default=None,
                       help="narrower feed-forward width, initialised from the teacher's most important neurons")
-    init.add_argument("--window-seconds", type=int, default=None, metavar="S",
+    init.add_argument("--window-seconds", type=_at_least(1), default=None, metavar="S",
                       help="seconds of audio the student's encoder sees at once (default: the teacher's 30); "
                            "clips are zero-padded to it, so a window that just fits your clips saves encoder "
                            "time; longer audio is cut into windows")
@@ -434,14 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "distill", help="train a student with cross-entropy and KL to the teacher",
-        description="Train a student from a YAML config (see configs/). Resumes from the run "
-                    "folder's latest checkpoint; SIGINT/SIGTERM save a checkpoint and stop. Runs on "
-                    "several processes under accelerate launch.")
-    p.add_argument("--config", type=Path, default=None, help="YAML run config")
+        description="Train a student from a YAML config (see configs/). Every key, with its default: "
+                    "voxdistill distill --print-config. Resumes from the run folder's latest "
+                    "checkpoint, with the settings the run was started with; SIGINT/SIGTERM save a "
+                    "checkpoint and stop. Runs on several processes under accelerate launch.")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML run config; required to train unless --set gives every key without a "
+                        "default (student, out, data.train_manifest)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=1e-4 (repeatable)")
     p.add_argument("--steps-this-run", type=int, default=None, metavar="N",
                    help="stop after N steps with a checkpoint; the same command continues the run")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (every key; defaults, --config and --set applied) as "
+                        "YAML and exit without training")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="resume a run folder with settings other than those it was run with (otherwise "
+                        "refused, naming the keys); the change and its step are recorded in run.json")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
@@ -461,17 +512,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON Lines manifests with reference text; each is a set named after its file")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
     _decoding_arguments(p, batch="utterances per forward pass for accuracy and throughput")
-    p.add_argument("--latency-clips", type=int, default=20, metavar="N",
+    p.add_argument("--latency-clips", type=_at_least(0), default=20, metavar="N",
                    help="clips per set timed one at a time for latency p50/p95 (default 20; 0 skips)")
-    p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed clips per model before timing (default 2)")
-    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: torch's default; reported)")
+    p.add_argument("--warmup", type=_at_least(0), default=2, metavar="N",
+                   help="untimed clips per model before timing (default 2)")
+    p.add_argument("--threads", type=_at_least(1), default=None,
+                   help="PyTorch threads (default: torch's default; reported)")
     p.add_argument("--card", action="store_true",
                    help="write a model card (README.md) with these results into every student folder")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")
-    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION", help="what to do")
     info = model_sub.add_parser("info", help="print size, shape and fingerprint of a model",
                                 description="Load a model (converting a bundled one on first use) "
                                             "and print its size, shape and fingerprint.")

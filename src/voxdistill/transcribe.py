@@ -17,9 +17,10 @@ import torch
 from tqdm import tqdm
 from transformers.modeling_outputs import BaseModelOutput
 
-from voxdistill.audio import SAMPLE_RATE, load_audio, split_windows
+from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
+from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
 
 
@@ -105,20 +106,20 @@ def transcribe_audio(
     whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
     progress: bool = False,
 ) -> list[str]:
-    """One transcript per 16 kHz mono signal; signals longer than the model's window (30 s for
-    Whisper, shorter for some students) are cut into consecutive windows whose transcripts are joined."""
+    """One transcript per 16 kHz mono signal. Signals longer than the model's window (30 s for
+    Whisper, shorter for some students) are transcribed whole, in chunks cut at pauses (overlapping
+    where there is none) whose transcripts are merged at the seams (`voxdistill.long_audio`)."""
     window = whisper.processor.feature_extractor.n_samples
-    windows: list[tuple[int, np.ndarray]] = [
-        (i, w) for i, audio in enumerate(audios) for w in split_windows(audio, window)
-    ]
+    plans = [plan_chunks(audio, window) for audio in audios]
+    chunks = [(i, audio[c.start : c.end]) for i, (audio, plan) in enumerate(zip(audios, plans)) for c in plan]
     pieces: list[list[str]] = [[] for _ in audios]
-    batches = range(0, len(windows), options.batch_size)
+    batches = range(0, len(chunks), options.batch_size)
     for start in tqdm(batches, desc="transcribe", unit="batch", disable=not progress):
-        batch = windows[start : start + options.batch_size]
-        tokens = generate_tokens(whisper, [w for _, w in batch], options)
+        batch = chunks[start : start + options.batch_size]
+        tokens = generate_tokens(whisper, [c for _, c in batch], options)
         for (i, _), ids in zip(batch, tokens):
             pieces[i].append(whisper.processor.tokenizer.decode(ids, skip_special_tokens=True).strip())
-    return [" ".join(p for p in parts if p) for parts in pieces]
+    return [merge_transcripts(parts, plan) for parts, plan in zip(pieces, plans)]
 
 
 def transcribe_manifest(

@@ -1,8 +1,9 @@
 """``voxdistill corpus check``: every line and every audio file of a manifest, all problems at once.
 
-A problem makes the manifest unusable as it stands (bad line, duplicate id, missing or unusable
-audio, a duration that disagrees with the file). A *note* is a conversion voxdistill will make on
-load (downmix, resample), worth knowing but not wrong.
+A problem makes the manifest unusable as it stands (no utterances at all, bad line, duplicate id,
+missing, truncated, too short or otherwise unusable audio, a duration that disagrees with the
+file). A *note* is a conversion voxdistill will make on load (downmix, resample), worth knowing but
+not wrong.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def check_manifest(path: str | Path, max_seconds: float | None = 30.0) -> Iterat
             if utt.text is not None and not utt.text.strip():
                 yield Finding(where, utt.id, "empty text; omit the field for unlabelled audio", True)
             yield from _check_audio(utt.audio_path(path.parent), utt.duration, where, utt.id, max_seconds)
+    if not seen:
+        yield Finding(str(path), None, "no utterances: every command would refuse this manifest", True)
 
 
 def _check_audio(audio_path: Path, duration: float, where: str, utt_id: str,

@@ -3,6 +3,11 @@ manifests work: ``{"id", "audio_filepath", "duration", "text"?, "domain"?, ...}`
 
 Relative ``audio_filepath`` values are relative to the manifest's own folder, so a corpus folder can
 be moved or copied as a whole. Fields voxdistill does not know are kept and written back.
+
+Ids are unique within a manifest: every output is keyed by id, so two lines with one id would leave
+one utterance labelled twice and the other lost. A manifest without any utterance is an error too.
+Commands call ``scan_manifest`` before loading a model, so these fail in seconds; ``read_manifest``
+refuses them as well, for every other reader.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from voxdistill.errors import VoxdistillError
 
 
 class ManifestError(VoxdistillError):
-    """A manifest line is not valid JSON or lacks a required field."""
+    """A manifest is missing or empty, a line is not valid JSON or lacks a required field, or two
+    lines share an id."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +79,70 @@ def parse_line(line: str, where: str) -> Utterance:
     )
 
 
-def read_manifest(path: str | Path) -> Iterator[Utterance]:
-    """Stream a manifest line by line (memory does not grow with its length). Blank lines are
-    skipped; a bad line raises ManifestError naming the file and line number."""
-    path = Path(path)
+def _numbered_utterances(path: Path) -> Iterator[tuple[int, Utterance]]:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield parse_line(line, f"{path}:{number}")
+                yield number, parse_line(line, f"{path}:{number}")
+
+
+def _duplicate_error(path: Path, duplicates: list[tuple[str, int, int]]) -> ManifestError:
+    """``duplicates``: (id, first line, repeated line) of every id found twice."""
+    utt_id, first, again = duplicates[0]
+    more = f" (and {len(duplicates) - 1} more repeated id(s))" if len(duplicates) > 1 else ""
+    return ManifestError(
+        f"{path}:{again}: duplicate id {utt_id!r}, first used at {path}:{first}{more}; every line "
+        f"needs its own id (a line without one takes its audio file's name), or one utterance would "
+        f"be labelled twice and another lost. `voxdistill corpus check {path}` lists every problem")
+
+
+def _empty_error(path: Path) -> ManifestError:
+    return ManifestError(f"{path}: the manifest holds no utterances; check that this is the file you "
+                         f"meant, or build it again (one JSON object per line)")
+
+
+@dataclass(frozen=True)
+class ManifestScan:
+    utterances: int
+    seconds: float  # sum of the durations the lines give
+
+
+def scan_manifest(path: str | Path) -> ManifestScan:
+    """Check a whole manifest before any work: every line parses, no id repeats, at least one
+    utterance. Raises ManifestError naming the file and lines. Streams the file; memory holds only
+    the ids."""
+    path = Path(path)
+    first_line: dict[str, int] = {}
+    duplicates: list[tuple[str, int, int]] = []
+    seconds = 0.0
+    for number, utt in _numbered_utterances(path):
+        if utt.id in first_line:
+            duplicates.append((utt.id, first_line[utt.id], number))
+        else:
+            first_line[utt.id] = number
+        seconds += utt.duration
+    if duplicates:
+        raise _duplicate_error(path, duplicates)
+    if not first_line:
+        raise _empty_error(path)
+    return ManifestScan(len(first_line), seconds)
+
+
+def read_manifest(path: str | Path) -> Iterator[Utterance]:
+    """Stream a manifest line by line (memory holds the ids seen, not the records). Blank lines
+    are skipped; a bad line, a repeated id or a manifest without utterances raises ManifestError
+    naming the file (and line). Call ``scan_manifest`` first to fail before any work is done."""
+    path = Path(path)
+    first_line: dict[str, int] = {}
+    for number, utt in _numbered_utterances(path):
+        if utt.id in first_line:
+            raise _duplicate_error(path, [(utt.id, first_line[utt.id], number)])
+        first_line[utt.id] = number
+        yield utt
+    if not first_line:
+        raise _empty_error(path)
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from voxdistill.audio import load_audio
-from voxdistill.data.manifest import read_manifest
+from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError
 from voxdistill.files import write_text_atomic
 from voxdistill.evaluation.metrics import EditCounts, char_edits, error_rate, loops, word_edits
@@ -111,6 +111,7 @@ def _check_manifests(manifests: list[Path]) -> None:
     for manifest in manifests:
         if not manifest.is_file():
             raise VoxdistillError(f"{manifest}: no such manifest")
+        scan_manifest(manifest)  # bad lines, repeated ids, no utterances: before any model loads
     if len(set(names)) != len(names):
         raise VoxdistillError(f"evaluation sets are named after their manifests and must differ: {names}")
 

@@ -6,6 +6,9 @@ A model argument is one of:
 - a local folder: a Hugging Face Whisper folder (``config.json`` + safetensors), or a CTranslate2
   Whisper folder (``model.bin``, e.g. a faster-whisper model), converted once into the cache;
 - a Hugging Face id such as ``openai/whisper-small`` (needs internet).
+
+Weights are read only from safetensors. A folder whose weights are a pickle (``pytorch_model.bin``)
+is refused before anything is unpickled: loading a pickle can run any code it carries.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from safetensors import SafetensorError
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from voxdistill.errors import ModelLoadError
@@ -30,6 +34,9 @@ from voxdistill.paths import cache_dir
 BUNDLED_PREFIX = "bundled:"
 # Bump when the converter's output changes, so cached conversions are redone.
 CONVERTER_VERSION = 1
+# The weight files of a Hugging Face folder, one file or an index of shards.
+SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 @dataclass(frozen=True)
@@ -114,13 +121,36 @@ def resolve_model_folder(model: str) -> Path | str:
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file() and not (path / "model.bin").is_file():
+            _check_weight_files(path)
             return path
         if (path / "model.bin").is_file():
             return _converted_folder(path.resolve().name, [path / "model.bin"], path)
+        if not any(path.iterdir()):
+            raise ModelLoadError(f"{path}: the model folder is empty; give a folder written by `voxdistill "
+                                 f"student init` or save_pretrained, a CTranslate2 folder, or a bundled model")
         raise ModelLoadError(f"{path}: neither a Hugging Face folder (config.json) nor a CTranslate2 folder (model.bin)")
-    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise ModelLoadError(f"{model}: no such model folder")
+    if path.exists():
+        raise ModelLoadError(f"{model}: a file, not a model folder; give the folder that holds it")
+    # A hub id is owner/name; a path whose parent folder exists here is a local folder that is missing.
+    if model.startswith((".", "/", "~")) or model.count("/") != 1 or path.parent.is_dir():
+        raise ModelLoadError(f"{model}: no such model folder (a Hugging Face id has the form owner/name; "
+                             f"bundled models: {', '.join(BUNDLED_PREFIX + n for n in BUNDLED)})")
     return model
+
+
+def _check_weight_files(folder: Path) -> None:
+    """Refuse a Hugging Face folder without safetensors weights, before anything is read from it."""
+    if any((folder / name).is_file() for name in SAFETENSORS_WEIGHTS):
+        return
+    pickles = [folder / name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
+    if pickles:
+        raise ModelLoadError(
+            f"{pickles[0]}: the weights are a pickle, which can run any code it carries when it is "
+            f"loaded; voxdistill loads weights only from safetensors. Ask the model's publisher for "
+            f"model.safetensors, or, if you trust where the file came from, convert it with a tool you "
+            f"trust (e.g. transformers' save_pretrained, which writes safetensors) in an isolated environment")
+    raise ModelLoadError(f"{folder}: config.json but no model.safetensors: the folder is incomplete "
+                         f"(an interrupted save or copy?); copy or export the model again")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -140,7 +170,14 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, WhisperForConditionalGeneration]:
     processor = WhisperProcessor.from_pretrained(folder, **kwargs)
-    model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    model, info = WhisperForConditionalGeneration.from_pretrained(
+        folder, dtype=torch.float32, use_safetensors=True, output_loading_info=True, **kwargs)
+    if info["missing_keys"]:
+        # transformers would fill them with random values and carry on.
+        missing = sorted(info["missing_keys"])
+        raise ModelLoadError(f"{folder}: the weights lack {len(missing)} tensor(s) that config.json needs "
+                             f"(e.g. {missing[0]}): they belong to another model or are damaged; copy or "
+                             f"export the model again")
     return processor, model
 
 
@@ -162,6 +199,10 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
                         f"{', '.join(BUNDLED_PREFIX + n for n in BUNDLED)}"
                     ) from None
                 processor, whisper = _from_pretrained(folder)
+    except SafetensorError as err:
+        weights = folder / "model.safetensors" if isinstance(folder, Path) else model
+        raise ModelLoadError(f"{weights}: corrupt or truncated safetensors file ({err}); copy or export "
+                             f"the model again") from err
     except OSError as err:
         raise ModelLoadError(f"{model}: cannot load a Whisper model: {err}") from err
     whisper.to(device)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from transformers.modeling_outputs import BaseModelOutput
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
-from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
+from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
@@ -276,6 +276,7 @@ def _label_record(utt: Utterance, text: str, tokens: list[int], reference_tokens
 def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
     """Label every utterance of ``config.manifest`` into ``config.out`` (resuming a killed run).
     Returns the summary on rank 0 and None on other ranks."""
+    scan_manifest(config.manifest)  # a bad line, a repeated id or no utterance fails before the teacher loads
     rank, world_size = distributed_rank()
     whisper = load_whisper(config.teacher)
     if config.encoder_positions > whisper.model.config.max_source_positions:
