@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
@@ -77,23 +78,67 @@ def encode(whisper: Whisper, features: torch.Tensor) -> BaseModelOutput:
 def decode_tokens(whisper: Whisper, encoder_outputs: BaseModelOutput, options: DecodingOptions,
                   audio_seconds: float) -> list[list[int]]:
     """Text token ids (prompt and end-of-text removed) decoded from encoder states of clips whose
-    longest lasts ``audio_seconds``."""
-    kwargs = {"language": options.language, "task": "transcribe"} if whisper.multilingual else {}
-    out = whisper.model.generate(
-        encoder_outputs=encoder_outputs,
-        num_beams=options.num_beams,
-        max_new_tokens=options.token_budget(audio_seconds),
-        do_sample=False,
-        return_timestamps=False,
-        # One decoding pass per window. Without this, a transcript that happens to contain two
-        # timestamp tokens (an untrained student can emit them) makes transformers seek inside
-        # the window and decode again, which fails on encoder states given without features.
-        force_unique_generate_call=True,
-        **kwargs,
-    )
+    longest lasts ``audio_seconds``. Greedy decoding runs `greedy_decode`; beam search runs
+    transformers' ``generate``."""
+    max_new_tokens = options.token_budget(audio_seconds)
+    if options.num_beams == 1:
+        out = greedy_decode(whisper, encoder_outputs.last_hidden_state, prompt_tokens(whisper, options.language),
+                            max_new_tokens)
+    else:
+        kwargs = {"language": options.language, "task": "transcribe"} if whisper.multilingual else {}
+        out = whisper.model.generate(
+            encoder_outputs=encoder_outputs,
+            num_beams=options.num_beams,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            return_timestamps=False,
+            # One decoding pass per window. Without this, a transcript that happens to contain two
+            # timestamp tokens (an untrained student can emit them) makes transformers seek inside
+            # the window and decode again, which fails on encoder states given without features.
+            force_unique_generate_call=True,
+            **kwargs,
+        ).tolist()
     eot = whisper.model.generation_config.eos_token_id
     special_start = whisper.model.generation_config.decoder_start_token_id
-    return [[t for t in row.tolist() if t != eot and t < special_start] for row in out]
+    return [[t for t in row if t != eot and t < special_start] for row in out]
+
+
+@torch.inference_mode()
+def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int],
+                  max_new_tokens: int) -> list[list[int]]:
+    """Greedy decoding after ``prompt`` for a batch of encoder states (B, positions, d_model): the
+    tokens up to and including end-of-text, or ``max_new_tokens`` of them.
+
+    The same tokens as ``generate(num_beams=1)`` with the model's generation config (its suppressed
+    tokens at every step and, at the first, its begin-suppressed ones; tested), without its per-step
+    machinery: on a CPU, the logits processors, stopping criteria and bookkeeping of ``generate`` cost
+    about as much per token as a small decoder's layers, and they cost the teacher and a student
+    alike, which hides what a shallower decoder saves. Here each step is the decoder with its
+    key-value cache, the output projection of the last position only, and an argmax."""
+    model = whisper.model
+    gen = model.generation_config
+    batch, device = encoder_states.shape[0], encoder_states.device
+    suppress = torch.tensor(list(gen.suppress_tokens or []), dtype=torch.long, device=device)
+    begin_suppress = torch.tensor(list(gen.begin_suppress_tokens or []), dtype=torch.long, device=device)
+    eot = gen.eos_token_id
+    step_ids = torch.tensor([list(prompt)] * batch, dtype=torch.long, device=device)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    steps: list[torch.Tensor] = []
+    for step in range(max_new_tokens):
+        hidden = model.model.decoder(input_ids=step_ids, encoder_hidden_states=encoder_states,
+                                     cache=cache, use_cache=True).last_hidden_state
+        logits = model.proj_out(hidden[:, -1])
+        logits[:, suppress] = -math.inf
+        if step == 0:
+            logits[:, begin_suppress] = -math.inf
+        tokens = torch.where(finished, eot, logits.argmax(dim=-1))
+        steps.append(tokens)
+        finished |= tokens == eot
+        if bool(finished.all()):
+            break
+        step_ids = tokens[:, None]
+    return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(batch)]
 
 
 def generate_tokens(whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions) -> list[list[int]]:
