@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 import yaml
@@ -138,3 +139,22 @@ def test_aggregate_over_seeds_against_hand_computed_values():
     assert "ce              30.0%   10.0%     3     2.17x" in table  # width 12: the shortest
     assert "kd              25.0%       -     1         -" in table
     assert "teacher         10.0%" in table
+
+
+def test_recipes_ship_in_the_wheel(tmp_path):
+    """The recipes are package data: an installed wheel finds them, not only a checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import voxdistill
+
+    root = Path(voxdistill.__file__).resolve().parents[2]
+    assert CONFIGS.parent == Path(voxdistill.__file__).resolve().parent  # found inside the package
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path), str(root)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    wheel = next(tmp_path.glob("voxdistill-*.whl"))
+    shipped = {Path(name).name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("voxdistill/recipes/")}
+    assert shipped == {p.name for p in CONFIGS.glob("*.yaml")} >= {"ce.yaml", "kd.yaml", "askd.yaml", "teacher-ft.yaml"}
+    assert (root / "configs" / "askd.yaml").read_text() == (CONFIGS / "askd.yaml").read_text()  # the checkout's link

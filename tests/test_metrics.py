@@ -8,10 +8,14 @@ from voxdistill.evaluation.metrics import (
 
 
 def test_edit_counts_split_by_kind():
-    counts = edit_counts("the cat sat on the mat".split(), "the cat sit on mat today".split())
-    # sat->sit (S), "the" deleted (D), "today" inserted (I)
+    counts = edit_counts("the cat sat on the mat".split(), "cat sit on the mat today".split())
+    # "the" deleted (D), sat->sit (S), "today" inserted (I)
     assert (counts.substitutions, counts.deletions, counts.insertions) == (1, 1, 1)
     assert counts.reference_length == 6
+    # "the mat" -> "mat today": two substitutions cost as much as a deletion plus an insertion;
+    # the substitutions are counted, so no insertion is reported for a word the model did not add.
+    counts = edit_counts("the cat sat on the mat".split(), "the cat sit on mat today".split())
+    assert (counts.substitutions, counts.deletions, counts.insertions) == (3, 0, 0)
 
 
 def test_empty_sides():
@@ -70,8 +74,8 @@ def test_normaliser_keeps_real_differences():
 
 
 def test_wer_and_cer_hand_computed():
-    # ref 6 words; hyp: "sat"->"sit" (S), "the" deleted (D), "today" inserted (I): 3/6.
-    refs, hyps = ["the cat sat on the mat"], ["the cat sit on mat today"]
+    # ref 6 words; hyp: "the" deleted (D), "sat"->"sit" (S), "today" inserted (I): 3/6.
+    refs, hyps = ["the cat sat on the mat"], ["cat sit on the mat today"]
     assert word_error_rate(refs, hyps) == pytest.approx(0.5)
     counts = word_edits(refs, hyps)
     assert (counts.substitutions, counts.deletions, counts.insertions, counts.reference_length) == (1, 1, 1, 6)

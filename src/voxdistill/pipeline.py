@@ -29,6 +29,7 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
+from voxdistill.evaluation.metrics import scoring_identity
 from voxdistill.evaluation.report import build_report
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
@@ -39,8 +40,9 @@ from voxdistill.models.student import (
 )
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
-# The recipe YAMLs of the repository (configs/), which the pipeline points at its own folders.
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# The recipe YAMLs, which the pipeline points at its own folders: package data, so that they are found
+# in an installed wheel as in a checkout (where configs/ links to them).
+CONFIGS = Path(__file__).resolve().parent / "recipes"
 EVAL_SETS = ("test-clean", "test-ood-voice", "test-ood-noise")
 REAL_SPEECH_SET = "real-speech"
 # The folders under ``out`` that recipes train from: the pipeline's student, except for the
@@ -234,6 +236,7 @@ def _evaluation_inputs(models: list[str], manifests: list[Path], settings: EvalS
         "weights": {source: _weights_sha256(source) for source in models},
         "manifests": {str(m): sha256_of_files([m]) for m in manifests},
         "settings": asdict(settings),
+        "scoring": scoring_identity(),
     }
 
 

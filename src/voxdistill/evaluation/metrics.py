@@ -1,16 +1,23 @@
 """Word and character error rates.
 
 Error rates are corpus-level: total edits over total reference units, not a mean of per-utterance
-rates (which over-weights short utterances).
+rates (which over-weights short utterances). Alignments are jiwer's (one implementation for the
+scores and the report's marked transcripts).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 
-from voxdistill.evaluation.normalize import normalize_english
+import jiwer
+
+from voxdistill.evaluation.normalize import british_to_american, normalize_english
 
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
 
@@ -38,26 +45,48 @@ class EditCounts:
                           self.insertions + other.insertions, self.reference_length + other.reference_length)
 
 
+AlignedPair = tuple[str, str | None, str | None]  # (op, reference token, hypothesis token)
+
+
+def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[AlignedPair]:
+    """jiwer's minimum-edit alignment of two token sequences (words or characters), as (op,
+    reference token, hypothesis token) in order; op is "ok", "sub", "del" (a reference token
+    missing) or "ins" (a hypothesis token extra). Among equally cheap alignments jiwer takes
+    substitutions, so an insertion is a word the model added, not half of a substitution."""
+    if not reference or not hypothesis:
+        return [("del", r, None) for r in reference] + [("ins", None, h) for h in hypothesis]
+    # jiwer aligns whitespace-separated words; any token (a space, a character) becomes one.
+    names: dict[str, str] = {}
+
+    def spelled(tokens: Sequence[str]) -> str:
+        return " ".join(names.setdefault(t, f"t{len(names)}") for t in tokens)
+
+    output = jiwer.process_words(spelled(reference), spelled(hypothesis))
+    pairs: list[AlignedPair] = []
+    for chunk in output.alignments[0]:
+        ref = reference[chunk.ref_start_idx : chunk.ref_end_idx]
+        hyp = hypothesis[chunk.hyp_start_idx : chunk.hyp_end_idx]
+        if chunk.type in ("equal", "substitute"):
+            pairs += [("ok" if chunk.type == "equal" else "sub", r, h) for r, h in zip(ref, hyp)]
+        elif chunk.type == "delete":
+            pairs += [("del", r, None) for r in ref]
+        else:
+            pairs += [("ins", None, h) for h in hyp]
+    return pairs
+
+
 def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> EditCounts:
-    """Minimum-edit alignment of two token sequences, with its errors split into S, D and I."""
-    # cost[j] = (errors, subs, dels, ins) aligning reference[:i] with hypothesis[:j]
-    prev = [(j, 0, 0, j) for j in range(len(hypothesis) + 1)]
-    for i, ref_token in enumerate(reference, start=1):
-        cur = [(i, 0, i, 0)]
-        for j, hyp_token in enumerate(hypothesis, start=1):
-            diag = prev[j - 1]
-            if ref_token == hyp_token:
-                best = diag
-            else:
-                best = min(
-                    (diag[0] + 1, diag[1] + 1, diag[2], diag[3]),
-                    (prev[j][0] + 1, prev[j][1], prev[j][2] + 1, prev[j][3]),
-                    (cur[j - 1][0] + 1, cur[j - 1][1], cur[j - 1][2], cur[j - 1][3] + 1),
-                )
-            cur.append(best)
-        prev = cur
-    _, subs, dels, ins = prev[-1]
-    return EditCounts(subs, dels, ins, len(reference))
+    """The errors of `align`, split into S, D and I."""
+    ops = Counter(op for op, _, _ in align(reference, hypothesis))
+    return EditCounts(ops["sub"], ops["del"], ops["ins"], len(reference))
+
+
+def scoring_identity() -> dict:
+    """What scores depend on besides the transcripts: the aligner's and the normaliser's versions and
+    the spelling table, so that a stored evaluation is redone when any of them changes."""
+    table = json.dumps(british_to_american(), sort_keys=True).encode()
+    return {"jiwer": metadata.version("jiwer"), "transformers": metadata.version("transformers"),
+            "spelling_table_sha256": hashlib.sha256(table).hexdigest()}
 
 
 def word_edits(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> EditCounts:

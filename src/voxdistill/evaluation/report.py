@@ -17,7 +17,7 @@ from pathlib import Path
 
 from voxdistill import __version__
 from voxdistill.evaluation import plots
-from voxdistill.evaluation.metrics import edit_counts
+from voxdistill.evaluation.metrics import AlignedPair, align, edit_counts
 from voxdistill.evaluation.normalize import normalize_english
 from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
@@ -28,39 +28,9 @@ from voxdistill.files import write_text_atomic
 MAX_EXAMPLES = 12  # transcripts shown per evaluation
 LOSS_TERMS = ("total", "ce", "kd")
 
-# --- word alignment for the examples --------------------------------------------------------------
+# --- marked transcripts for the examples -----------------------------------------------------------
 
-def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[tuple[str, str | None, str | None]]:
-    """A minimum-edit alignment as (op, reference word, hypothesis word) in order; op is "ok",
-    "sub", "del" (a reference word missing) or "ins" (a hypothesis word extra)."""
-    rows, cols = len(reference) + 1, len(hypothesis) + 1
-    cost = [[i + j if i == 0 or j == 0 else 0 for j in range(cols)] for i in range(rows)]
-    for i in range(1, rows):
-        for j in range(1, cols):
-            cost[i][j] = min(cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1]),
-                             cost[i - 1][j] + 1, cost[i][j - 1] + 1)
-    # Among equally cheap alignments, take a deletion or insertion before a substitution: the
-    # equal words on either side then line up, which is what a reader looks for.
-    ops = []
-    i, j = rows - 1, cols - 1
-    while i or j:
-        same = i > 0 and j > 0 and reference[i - 1] == hypothesis[j - 1]
-        if same and cost[i][j] == cost[i - 1][j - 1]:
-            ops.append(("ok", reference[i - 1], hypothesis[j - 1]))
-            i, j = i - 1, j - 1
-        elif i and cost[i][j] == cost[i - 1][j] + 1:
-            ops.append(("del", reference[i - 1], None))
-            i -= 1
-        elif j and cost[i][j] == cost[i][j - 1] + 1:
-            ops.append(("ins", None, hypothesis[j - 1]))
-            j -= 1
-        else:
-            ops.append(("sub", reference[i - 1], hypothesis[j - 1]))
-            i, j = i - 1, j - 1
-    return ops[::-1]
-
-
-def _marked(ops: list[tuple[str, str | None, str | None]]) -> str:
+def _marked(ops: list[AlignedPair]) -> str:
     """A hypothesis as HTML, its errors against the reference marked."""
     e = html.escape
     words = {
@@ -202,18 +172,25 @@ def _model_heading(model: Mapping, reference: str) -> str:
 def _error_row(label: str, css_class: str, stats: Sequence[Mapping], models: Sequence[Mapping],
                key: str, reference: str) -> str:
     values = [s.get(key) for s in stats]
+    teacher = next((v for v, m in zip(values, models) if m["model"] == reference), None)
     best = min((v for v, m in zip(values, models) if m["model"] != reference and v is not None), default=None)
-    cells = "".join(
-        f'<td class="num{" best" if m["model"] != reference and v is not None and v == best else ""}">'
-        f"{format_percent(v)}</td>" for v, m in zip(values, models)
-    )
+
+    def classes(value, model) -> str:
+        """A student's cell is coloured by its own comparison with the reference model in this row
+        (better or worse), and its best value is bold."""
+        if model["model"] == reference or value is None:
+            return "num"
+        against = "" if teacher is None or value == teacher else (" better" if value < teacher else " worse")
+        return "num" + against + (" best" if value == best else "")
+
+    cells = "".join(f'<td class="{classes(v, m)}">{format_percent(v)}</td>' for v, m in zip(values, models))
     n = next((s["n"] for s in stats if "n" in s), None)
     return f'<tr class="{css_class}"><th scope="row">{html.escape(label)}</th><td class="num">{_number(n, "d")}</td>{cells}</tr>'
 
 
 def _error_table(metrics: Mapping, key: str, css_class: str) -> str:
-    """Rows: test sets, each followed by its domains; a column per model; the best student's
-    value in each row highlighted."""
+    """Rows: test sets, each followed by its domains; a column per model; each student's value
+    coloured by whether it beats the reference model's in that row, the best student's in bold."""
     models, reference = metrics["models"], reference_label(metrics)
     rows = [_error_row(domain or set_name, "domain" if domain else "set",
                        [set_stats(m, set_name, domain) for m in models], models, key, reference)
@@ -427,7 +404,7 @@ def _training_section(runs: Sequence[Run]) -> str:
 
 
 _CSS = """
-:root { --ink: #1f2937; --muted: #6b7280; --line: #e5e7eb; --accent: #2563eb; --best: #dcfce7; }
+:root { --ink: #1f2937; --muted: #6b7280; --line: #e5e7eb; --accent: #2563eb; --better: #dcfce7; --worse: #fee2e2; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #f8fafc;
        font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -458,7 +435,9 @@ tbody th small { margin-left: 6px; font-weight: normal; color: var(--muted); fon
 tr.domain th { font-weight: normal; padding-left: 30px; color: #374151; }
 tr.overall th, tr.overall td { border-top: 2px solid var(--line); font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.best { background: var(--best); font-weight: 700; }
+td.better { background: var(--better); }
+td.worse { background: var(--worse); }
+td.best { font-weight: 700; }
 .config-table td { font-size: 13px; max-width: 340px; overflow-wrap: anywhere; }
 .plots { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; margin-top: 16px; }
 figure.plot { flex: 0 1 auto; max-width: 100%; margin: 0; background: #fff; border: 1px solid var(--line);
