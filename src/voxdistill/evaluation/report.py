@@ -188,13 +188,14 @@ def _error_row(label: str, css_class: str, stats: Sequence[Mapping], models: Seq
     return f'<tr class="{css_class}"><th scope="row">{html.escape(label)}</th><td class="num">{_number(n, "d")}</td>{cells}</tr>'
 
 
-def _error_table(metrics: Mapping, key: str, css_class: str) -> str:
-    """Rows: test sets, each followed by its domains; a column per model; each student's value
-    coloured by whether it beats the reference model's in that row, the best student's in bold."""
+def _error_table(metrics: Mapping, key: str, css_class: str, domains: bool = True) -> str:
+    """Rows: test sets, each followed by its domains (unless ``domains`` is false); a column per
+    model; each student's value coloured by whether it beats the reference model's in that row, the
+    best student's in bold."""
     models, reference = metrics["models"], reference_label(metrics)
     rows = [_error_row(domain or set_name, "domain" if domain else "set",
                        [set_stats(m, set_name, domain) for m in models], models, key, reference)
-            for set_name, domain in _table_rows(models)]
+            for set_name, domain in _table_rows(models) if domains or domain is None]
     overall = [m.get("overall", {}) for m in models]
     foot = [_error_row("all sets", "overall", overall, models, key, reference)] if any(key in o for o in overall) else []
     return _table(css_class, ["Test set", "n", *(_model_heading(m, reference) for m in models)], rows, foot)
@@ -297,6 +298,17 @@ def _examples(evaluation: Evaluation) -> str:
     return legend + "".join(cards)
 
 
+def _drift_section(metrics: Mapping) -> str:
+    """Each student's transcripts scored against the reference model's: how far it has drifted
+    from its teacher, on every set, with or without references (empty when no model has it)."""
+    if not any("drift_wer" in m.get("overall", {}) for m in metrics["models"]):
+        return ""
+    return (f"<h3>Drift from {html.escape(reference_label(metrics))}</h3>\n"
+            f'<p class="note">WER of each student\'s transcripts scored against '
+            f"{html.escape(reference_label(metrics))}'s: what it forgot or changed, outside its training "
+            f"domains too.</p>\n{_error_table(metrics, 'drift_wer', 'drift-table', domains=False)}")
+
+
 def _evaluation_section(evaluation: Evaluation, suffix: str) -> str:
     metrics = evaluation.metrics
     return (
@@ -304,6 +316,7 @@ def _evaluation_section(evaluation: Evaluation, suffix: str) -> str:
         f"<h2>Evaluation <code>{html.escape(str(evaluation.path))}</code></h2>\n{_settings(metrics)}"
         f"<h3>Word error rate</h3>\n{_error_table(metrics, 'wer', 'wer-table')}"
         f"<h3>Character error rate</h3>\n{_error_table(metrics, 'cer', 'cer-table')}"
+        f"{_drift_section(metrics)}"
         f"<h3>Speed and size</h3>\n{_speed_table(metrics)}"
         f'<p class="note">Ratios are student / {html.escape(reference_label(metrics))} (the reference model), '
         f"measured in one process.</p>\n{_ratio_table(metrics)}"

@@ -136,8 +136,8 @@ def _run_config(model_dir: Path, distilled: Mapping) -> Path | None:
 def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
     s, t = student["model"], reference["model"]
     cs, ct = _cell(s), _cell(t)
-    head = (f"| Test set | n | WER {cs} | WER {ct} | CER {cs} | CER {ct} | latency p50 {cs} | latency p50 {ct} |\n"
-            f"|---|--:|--:|--:|--:|--:|--:|--:|")
+    head = (f"| Test set | n | WER {cs} | WER {ct} | drift from {ct} | CER {cs} | CER {ct} | latency p50 {cs} "
+            f"| latency p50 {ct} |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     rows = []
     for name in dict.fromkeys([*reference.get("sets", {}), *student.get("sets", {})]):
         rows.append(_evaluation_row(name, set_stats(student, name), set_stats(reference, name)))
@@ -156,7 +156,8 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
         "## Evaluation\n",
         f"Measured by `voxdistill evaluate` against the teacher `{t}` with the same decoding for both "
         f"({decoding or 'settings not recorded'}). WER and CER are corpus-level, after English text "
-        f"normalisation; latency is per utterance at batch 1 on a CPU.\n",
+        f"normalisation; drift is the WER of the student's transcripts scored against the teacher's "
+        f"(what it forgot or changed); latency is per utterance at batch 1 on a CPU.\n",
         head, *rows, "",
         "Student / teacher, measured in one process:\n",
         "| | student / teacher |", "|---|--:|", *(f"| {name} | {value} |" for name, value in ratio_rows), "",
@@ -169,7 +170,7 @@ def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:
 
     n = student.get("n", reference.get("n", "–"))
     return (f"| {_cell(name)} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
-            f"| {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
+            f"| {format_percent(student.get('drift_wer'))} | {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
             f"| {latency(student)} | {latency(reference)} |")
 
 
