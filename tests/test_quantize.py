@@ -1,0 +1,40 @@
+"""Dynamic int8 for the decoder: which layers change, and that a real teacher still transcribes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import SPEECH
+from voxdistill.audio import load_audio
+from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.models.loading import load_whisper
+from voxdistill.models.quantize import quantize_decoder_int8
+from voxdistill.transcribe import DecodingOptions, transcribe_audio
+
+
+def test_decoder_and_projection_are_int8_and_the_encoder_is_not(tiny_random_whisper, speech_dir):
+    whisper = load_whisper(str(tiny_random_whisper))
+    embedding = whisper.model.model.decoder.embed_tokens.weight.detach().clone()
+    quantize_decoder_int8(whisper)
+    dynamic = torch.ao.nn.quantized.dynamic.Linear
+    decoder = [m for m in whisper.model.model.decoder.modules() if isinstance(m, (nn.Linear, dynamic))]
+    encoder = [m for m in whisper.model.model.encoder.modules() if isinstance(m, (nn.Linear, dynamic))]
+    assert decoder and all(isinstance(m, dynamic) for m in decoder)
+    assert encoder and not any(isinstance(m, dynamic) for m in encoder)
+    assert isinstance(whisper.model.proj_out, dynamic)
+    # The token embedding the decoder reads stays float32 and unchanged (the projection was untied).
+    assert torch.equal(whisper.model.model.decoder.embed_tokens.weight, embedding)
+    texts = transcribe_audio(whisper, [load_audio(speech_dir / "fox.wav")], DecodingOptions(max_new_tokens=10))
+    assert isinstance(texts[0], str)
+
+
+@pytest.mark.integration
+def test_int8_teacher_transcribes_as_well(speech_dir):
+    clips = [load_audio(speech_dir / f"{name}.wav") for name in SPEECH]
+    references = [text for _, text in SPEECH.values()]
+    float_texts = transcribe_audio(load_whisper("bundled:whisper-tiny.en"), clips)
+    int8_texts = transcribe_audio(quantize_decoder_int8(load_whisper("bundled:whisper-tiny.en")), clips)
+    assert word_error_rate(references, int8_texts) <= word_error_rate(references, float_texts) + 0.05
+    assert word_error_rate(float_texts, int8_texts) <= 0.1  # nearly the same transcripts
