@@ -26,14 +26,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from voxdistill.audio import load_audio
-    from voxdistill.models.loading import load_whisper
+    from voxdistill.runtime import load_recogniser
     from voxdistill.transcribe import transcribe_audio
 
+    runtime = _runtime(args)
     # Read and validate every file before the model loads: bad input fails in milliseconds.
     audios = [load_audio(path, long_audio=args.long_audio) for path in args.audio]
     options = _decoding(args)
-    whisper = load_whisper(args.model)
-    texts = transcribe_audio(whisper, audios, options, progress=len(audios) > options.batch_size)
+    recogniser = load_recogniser(args.model, runtime)
+    texts = transcribe_audio(recogniser, audios, options, progress=len(audios) > options.batch_size)
     if args.json:
         print(json.dumps([{"audio": path, "text": text} for path, text in zip(args.audio, texts)],
                          ensure_ascii=False, indent=2))
@@ -47,7 +48,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
     config = PseudoLabelConfig(
-        teacher=args.teacher, manifest=args.manifest, out=args.out,
+        teacher=args.teacher, manifest=args.manifest, out=args.out, runtime=_runtime(args),
         decoding=_decoding(args), top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
         max_bad_audio=args.skip_bad_audio, encoder_state_seconds=args.encoder_state_seconds,
     )
@@ -125,6 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(
         decoding=_decoding(args), latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
+        runtime=_runtime(args),
     )
     result = evaluate(args.model, args.manifest, args.out, settings, labels=args.label)
     print(format_table(result))
@@ -140,6 +142,17 @@ def _write_cards(result: dict) -> None:
     for record in result["models"]:
         if record["role"] == "student":
             print(f"model card: {write_model_card(Path(record['source']), result, record['model'])}")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from voxdistill.export.exporter import EXPORT_RECORD, export_model
+
+    out = export_model(args.model, args.format, args.out, args.quantization)
+    record = json.loads((out / EXPORT_RECORD).read_text())
+    size = sum(p.stat().st_size for p in out.iterdir() if p.suffix in (".bin", ".safetensors"))
+    print(f"{args.model} -> {out} ({args.format}, {args.quantization}, {size / 1e6:.1f} MB of weights, "
+          f"{record['window_seconds']} s window)")
+    return 0
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
@@ -259,6 +272,23 @@ def _decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
     p.add_argument("--language", default="en", help="language of multilingual models (default en)")
 
 
+def _runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """The runtime flags shared by every command that runs a model to transcribe."""
+    p.add_argument("--runtime", choices=["torch", "ct2"], default="torch",
+                   help="torch: PyTorch float32 (default); ct2: CTranslate2, the runtime of faster-whisper "
+                        "(a model that is not a CTranslate2 folder is exported into the cache first)")
+    p.add_argument("--compute-type", default=None, metavar="TYPE",
+                   help="precision of the runtime: torch runs float32; ct2 runs what this CPU supports "
+                        "(here typically int8, int8_float32, int16, float32; default float32). Another "
+                        "runtime or compute type is another model: its fingerprint says so")
+
+
+def _runtime(args: argparse.Namespace):
+    from voxdistill.runtime import Runtime
+
+    return Runtime.of(args.runtime, args.compute_type)
+
+
 def _decoding(args: argparse.Namespace):
     from voxdistill.transcribe import DecodingOptions
 
@@ -336,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"stereo is downmixed, both with a warning; clips under {MIN_SECONDS:g} s are refused)")
     p.add_argument("--json", action="store_true", help='print [{"audio": path, "text": ...}] instead')
     _decoding_arguments(p, batch="30 s windows per forward pass")
+    _runtime_arguments(p)
     p.add_argument("--long-audio", choices=["refuse", "split"], default="refuse",
                    help="audio over 30 s: refuse it (default) or transcribe it whole, in overlapping windows of the "
                         "model's length cut at pauses and merged where their words agree")
@@ -433,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     _decoding_arguments(p, batch="utterances per forward pass")
+    _runtime_arguments(p)
     p.add_argument("--top-k", type=_at_least(0), default=16,
                    help="teacher log-probabilities kept per output token for offline KD; 0 keeps none (default 16)")
     p.add_argument("--wer-threshold", type=_at_least(0.0, float), default=None,
@@ -512,15 +544,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON Lines manifests with reference text; each is a set named after its file")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
     _decoding_arguments(p, batch="utterances per forward pass for accuracy and throughput")
+    _runtime_arguments(p)
     p.add_argument("--latency-clips", type=_at_least(0), default=20, metavar="N",
                    help="clips per set timed one at a time for latency p50/p95 (default 20; 0 skips)")
     p.add_argument("--warmup", type=_at_least(0), default=2, metavar="N",
                    help="untimed clips per model before timing (default 2)")
     p.add_argument("--threads", type=_at_least(1), default=None,
-                   help="PyTorch threads (default: torch's default; reported)")
+                   help="threads of the runtime, PyTorch's or CTranslate2's (default: torch's default; reported)")
     p.add_argument("--card", action="store_true",
                    help="write a model card (README.md) with these results into every student folder")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "export", help="write a model as a Hugging Face or CTranslate2 folder for deployment",
+        description="Export MODEL as a Hugging Face Whisper folder (float32 safetensors with "
+                    "preprocessor_config.json) or a CTranslate2 folder made by the ctranslate2 package's "
+                    "converter (model.bin at --quantization, tokenizer, preprocessor_config.json). Both get "
+                    "the model card (README.md, saying how to run the folder), the source's student.json, "
+                    "and voxdistill-export.json. A CTranslate2 folder of a 30 s-window model runs in "
+                    "faster-whisper; one with a shorter window runs in voxdistill's ct2 runtime "
+                    "(voxdistill transcribe DIR ... --runtime ct2) or in CTranslate2 directly, not in "
+                    "faster-whisper, which pads every clip to 30 s.")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--format", required=True, choices=["hf", "ct2"],
+                   help="hf: Hugging Face folder; ct2: CTranslate2 folder (faster-whisper's format)")
+    p.add_argument("--quantization", default="float32", choices=["int8", "int8_float32", "float16", "float32"],
+                   help="weights of a ct2 folder (default float32); int8 is smaller and faster but can cost "
+                        "a fragile student accuracy: evaluate it with --runtime ct2 --compute-type int8")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

@@ -23,6 +23,8 @@ from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
+from voxdistill.runtime import Recogniser, as_recogniser, text_of, window_samples
+from voxdistill.runtime import generate_tokens as recognised_tokens
 
 
 @dataclass(frozen=True)
@@ -148,27 +150,28 @@ def generate_tokens(whisper: Whisper, audios: Sequence[np.ndarray], options: Dec
 
 
 def transcribe_audio(
-    whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
+    model: Whisper | Recogniser, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
     progress: bool = False,
 ) -> list[str]:
-    """One transcript per 16 kHz mono signal. Signals longer than the model's window (30 s for
-    Whisper, shorter for some students) are transcribed whole, in chunks cut at pauses (overlapping
-    where there is none) whose transcripts are merged at the seams (`voxdistill.long_audio`)."""
-    window = whisper.processor.feature_extractor.n_samples
-    plans = [plan_chunks(audio, window) for audio in audios]
+    """One transcript per 16 kHz mono signal, by a loaded Whisper or a recogniser of any runtime.
+    Signals longer than the model's window (30 s for Whisper, shorter for some students) are
+    transcribed whole, in chunks cut at pauses (overlapping where there is none) whose transcripts
+    are merged at the seams (`voxdistill.long_audio`)."""
+    recogniser = as_recogniser(model)
+    plans = [plan_chunks(audio, window_samples(recogniser)) for audio in audios]
     chunks = [(i, audio[c.start : c.end]) for i, (audio, plan) in enumerate(zip(audios, plans)) for c in plan]
     pieces: list[list[str]] = [[] for _ in audios]
     batches = range(0, len(chunks), options.batch_size)
     for start in tqdm(batches, desc="transcribe", unit="batch", disable=not progress):
         batch = chunks[start : start + options.batch_size]
-        tokens = generate_tokens(whisper, [c for _, c in batch], options)
+        tokens = recognised_tokens(recogniser, [c for _, c in batch], options)
         for (i, _), ids in zip(batch, tokens):
-            pieces[i].append(whisper.processor.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            pieces[i].append(text_of(recogniser, ids))
     return [merge_transcripts(parts, plan) for parts, plan in zip(pieces, plans)]
 
 
 def transcribe_manifest(
-    whisper: Whisper, manifest: str | Path, options: DecodingOptions = DecodingOptions(),
+    whisper: Whisper | Recogniser, manifest: str | Path, options: DecodingOptions = DecodingOptions(),
     progress: bool = False,
 ) -> Iterator[tuple[Utterance, str]]:
     """(utterance, transcript) for every line of a manifest, streamed in batches of

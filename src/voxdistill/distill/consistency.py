@@ -6,6 +6,12 @@ every top-k shard), and so does a student built by ``student init`` (student.jso
 names no ``teacher.model``, the student's own teacher is the one the pseudo-labels must come from.
 A run that would mix teachers stops with an error naming both fingerprints, unless
 ``teacher.allow_mismatch`` is set, in which case the mismatch is recorded in the run.
+
+A fingerprint names the runtime the teacher ran in (`models.fingerprint`): the same weights run in
+CTranslate2 (or at another precision) are another teacher, so their pseudo-labels never meet an
+online KL term from the PyTorch teacher. Offline KD from that teacher's own cache is consistent by
+construction (labels and KL rows are both its own), so it is accepted when the cache's teacher is
+the named or recorded teacher's weights in another runtime: nothing else of that teacher runs.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from safetensors import safe_open
 
 from voxdistill.distill.config import DistillConfig
 from voxdistill.errors import VoxdistillError
-from voxdistill.models.fingerprint import preprocessing_config
+from voxdistill.models.fingerprint import Fingerprint, preprocessing_config
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import STUDENT_FILE, recorded_teacher, window_positions
 from voxdistill.teacher.topk import TopKCache
@@ -37,6 +43,10 @@ class TeacherSource:
     fingerprint: str | None = None  # the teacher behind the KD term
     mismatches: list[str] = field(default_factory=list)  # allowed mismatches, for the run record
     encoder_positions: int = 0  # encoder-state KD: positions compared (the student's window), 0 = off
+
+
+def _runtime(fingerprint: Fingerprint) -> str:
+    return f"{fingerprint.runtime['backend']} {fingerprint.runtime['compute_type']}"
 
 
 def pseudo_label_folder(config: DistillConfig) -> Path | None:
@@ -85,9 +95,14 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
     if tc.model:
         source.whisper = load_whisper(tc.model)  # frozen: eval mode, no gradients
         digest = source.whisper.fingerprint.digest
-        if metadata is not None and metadata["fingerprint"]["digest"] != digest:
-            mismatch(f"pseudo-labels in {folder} were made by teacher {metadata['fingerprint']['digest']} "
-                     f"({metadata.get('teacher')}), but the KD teacher {tc.model} is {digest}")
+        made = None if metadata is None else Fingerprint.from_dict(metadata["fingerprint"])
+        other_runtime = made is not None and made.model_digest == digest
+        if made is not None and made.digest != digest and not (other_runtime and tc.mode != "online"):
+            hint = ("; the same weights in another runtime are numerically another teacher: distil offline from "
+                    "that teacher's cache (teacher.mode=offline), or pseudo-label again with --runtime torch"
+                    if other_runtime else "")
+            mismatch(f"pseudo-labels in {folder} were made by teacher {made.digest} ({metadata.get('teacher')}, "
+                     f"{_runtime(made)}), but the KD teacher {tc.model} is {digest} (torch float32){hint}")
         if tc.mode == "online":
             source.fingerprint = digest
             preprocessing = source.whisper.fingerprint.preprocessing
@@ -96,7 +111,9 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
             source.whisper = None  # a teacher named in a CE-only run is only checked, never run
     elif metadata is not None and (teacher := recorded_teacher(config.student)) is not None:
         made_by = metadata["fingerprint"]["digest"]
-        if teacher["fingerprint"] != made_by:
+        # The student's teacher run in another runtime made them: accepted, as only its cache is read.
+        same_weights = Fingerprint.from_dict(metadata["fingerprint"]).model_digest
+        if teacher["fingerprint"] not in (made_by, same_weights):
             mismatch(f"pseudo-labels in {folder} were made by teacher {made_by} ({metadata.get('teacher')}), but "
                      f"the student was built from teacher {teacher['fingerprint']} ({teacher['source']}; "
                      f"{config.student / STUDENT_FILE}); pseudo-label again with the student's teacher, or set "

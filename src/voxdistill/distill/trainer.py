@@ -468,6 +468,7 @@ class Trainer:
             model, exported = self.exported_weights()
             model.save_pretrained(tmp)
             self.processor.save_pretrained(tmp)
+            self.processor.feature_extractor.save_pretrained(tmp)  # preprocessor_config.json, as save_student
             provenance = self.config.student / STUDENT_FILE
             if provenance.is_file():
                 record = json.loads(provenance.read_text())

@@ -11,6 +11,11 @@ Besides WER against the references, every model after the first gets ``drift_wer
 WER of its transcripts scored against the first model's (the teacher's) transcripts. Outside a
 student's training domains this measures what it forgot of its teacher, references or not.
 
+All models run in one runtime and precision (``EvalSettings.runtime``: PyTorch float32, or
+CTranslate2 at a compute type, each model converted into the cache as needed), so the comparison
+is the one a deployment in that runtime would see; the result records the runtime at the top and
+in every model's record.
+
 The result is one JSON file: the first model's record at the top (``model``, ``sets``, the
 contract of DESIGN.md), every model's record under ``models``, student/reference ratios under
 ``ratios``; and ``transcripts.jsonl`` beside it, every utterance with every model's transcript.
@@ -32,8 +37,9 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.files import write_text_atomic
 from voxdistill.evaluation.metrics import EditCounts, char_edits, error_rate, loops, word_edits
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
-from voxdistill.models.loading import BUNDLED_PREFIX, Whisper, load_whisper
+from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
+from voxdistill.runtime import Recogniser, Runtime, describe, load_recogniser
 from voxdistill.transcribe import DecodingOptions, transcribe_audio
 
 TRANSCRIPTS_FILE = "transcripts.jsonl"
@@ -44,7 +50,8 @@ class EvalSettings:
     decoding: DecodingOptions = DecodingOptions()  # identical for every model; batch_size = throughput batch
     latency_clips: int = 20  # first clips of every set timed one by one (batch 1); 0 = no latency pass
     warmup_clips: int = 2  # untimed calls per model and batch shape before any timing
-    threads: int | None = None  # PyTorch intra-op threads; None keeps torch's default
+    threads: int | None = None  # intra-op threads of the runtime; None keeps torch's default
+    runtime: Runtime = Runtime()  # every model runs in this runtime and compute type
 
 
 @dataclass
@@ -117,7 +124,7 @@ def _check_manifests(manifests: list[Path]) -> None:
 
 
 class Evaluation:
-    def __init__(self, models: dict[str, Whisper], settings: EvalSettings):
+    def __init__(self, models: dict[str, Recogniser], settings: EvalSettings):
         self.models = models
         self.settings = settings
         options = settings.decoding
@@ -186,7 +193,7 @@ class Evaluation:
         return {label: self.throughput[label][name] for label in self.models}
 
     def record(self, label: str, source: str) -> dict:
-        whisper = self.models[label]
+        recogniser = self.models[label]
         sets = {}
         overall, all_latency, all_throughput, all_drift = Tally(), Timings(), Timings(), Tally()
         for name, groups in self.tallies[label].items():
@@ -200,12 +207,12 @@ class Evaluation:
                        for d, t in sorted(groups.items(), key=lambda kv: str(kv[0])) if d is not None}
             sets[name] = total.scores() | speed_scores(self.latency[label][name], self.throughput[label][name]) \
                 | {"domains": domains} | self._drift(label, name, all_drift)
-        folder = whisper.folder
+        folder = recogniser.folder
         role = "student" if folder is not None and (Path(folder) / STUDENT_FILE).is_file() else "teacher"
         return {
-            "model": label, "source": source, "role": role,
-            "parameters": sum(p.numel() for p in whisper.model.parameters()),
-            "disk_bytes": disk_bytes(folder), "fingerprint": whisper.fingerprint.digest,
+            "model": label, "source": source, "role": role, **describe(recogniser),
+            "parameters": recogniser.parameters,
+            "disk_bytes": disk_bytes(folder), "fingerprint": recogniser.fingerprint.digest,
             "sets": sets, "overall": overall.scores() | speed_scores(all_latency, all_throughput)
             | ({} if label == self.first else {"drift_wer": error_rate(all_drift.words)}),
         }
@@ -244,7 +251,7 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     _check_manifests(manifests)
     labels = _unique_labels(models, labels)
     threads = set_threads(settings.threads)
-    loaded = {label: load_whisper(source) for label, source in zip(labels, models)}
+    loaded = {label: load_recogniser(source, settings.runtime, threads) for label, source in zip(labels, models)}
     evaluation = Evaluation(loaded, settings)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +269,7 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
         "models": records,
         "ratios": {r["model"]: ratios(reference, r) for r in records[1:]},
         "decoding": asdict(settings.decoding),
+        "runtime": runtime_description(settings.runtime),
         "speed": machine_description() | {
             "threads": threads, "latency_clips_per_set": settings.latency_clips,
             "throughput_batch_size": settings.decoding.batch_size, "warmup_clips": settings.warmup_clips,
@@ -272,6 +280,17 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def runtime_description(runtime: Runtime) -> dict:
+    """The runtime every model of an evaluation ran in, with the version of its engine."""
+    if runtime.backend == "ct2":
+        import ctranslate2
+
+        return runtime.to_dict() | {"ctranslate2": ctranslate2.__version__}
+    import torch
+
+    return runtime.to_dict() | {"torch": torch.__version__}
 
 
 def _pct(value: float | None) -> str:
@@ -305,7 +324,8 @@ def format_table(result: dict) -> str:
             lines.append(f"{(name or 'all')[:28]:28} " + " ".join(f"{c:>{width + 8}}" for c in cells))
 
     speed = result["speed"]
-    lines += ["", f"speed: {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
+    runtime = result.get("runtime", {"backend": "torch", "compute_type": "float32"})
+    lines += ["", f"speed ({runtime['backend']} {runtime['compute_type']}): {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
                   f"clips of each set, throughput at batch {speed['throughput_batch_size']}, models interleaved",
               f"{'model':{width}} {'params':>8} {'disk MB':>8} {'p50 ms':>8} {'p95 ms':>8} {'RTF':>6} "
               f"{'utt/s':>6} {'ins.':>6} {'loops':>6} {'speedup':>8}"]

@@ -152,10 +152,13 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
                   ("size on disk", format_ratio(ratios.get("disk_bytes"))),
                   ("WER", format_ratio(ratios.get("wer")))]
     decoding = ", ".join(f"{key}={value}" for key, value in metrics.get("decoding", {}).items())
+    runtime = metrics.get("runtime", {"backend": "torch", "compute_type": "float32"})
+    engine = "PyTorch" if runtime["backend"] == "torch" else "CTranslate2"
     return "\n".join([
         "## Evaluation\n",
         f"Measured by `voxdistill evaluate` against the teacher `{t}` with the same decoding for both "
-        f"({decoding or 'settings not recorded'}). WER and CER are corpus-level, after English text "
+        f"({decoding or 'settings not recorded'}), both run in {engine} at {runtime['compute_type']}. "
+        f"WER and CER are corpus-level, after English text "
         f"normalisation; drift is the WER of the student's transcripts scored against the teacher's "
         f"(what it forgot or changed); latency is per utterance at batch 1 on a CPU.\n",
         head, *rows, "",
@@ -203,3 +206,77 @@ def _limitations(student: Mapping) -> str:
         "- Like its Whisper teacher, it can produce fluent text that was never said, especially on "
         "silence or heavy noise.\n"
     )
+
+
+def write_export_card(folder: Path, export: Mapping, source_card: Path | None, location: str) -> Path:
+    """The model card of an exported folder (``export``: its ``voxdistill-export.json`` record;
+    ``location``: where the folder will be, named in the examples): the source's card when it has
+    one (``evaluate --card`` wrote it), with its usage section rewritten for the exported format;
+    else a short card that says what the folder is and how to run it."""
+    usage = _export_usage(export).replace("THIS_FOLDER", location)
+    if source_card is not None and source_card.is_file():
+        text = re.sub(r"## How to use\n.*?(?=\n## |\Z)", lambda _: usage, source_card.read_text(), count=1,
+                      flags=re.DOTALL)
+        if export["format"] == "ct2":
+            text = text.replace("library_name: transformers", "library_name: ctranslate2", 1)
+        return write_text_atomic(folder / CARD_FILE, text)
+    library = "ctranslate2" if export["format"] == "ct2" else "transformers"
+    meta = {"library_name": library, "pipeline_tag": "automatic-speech-recognition",
+            "tags": ["whisper", "voxdistill", *(["ctranslate2"] if export["format"] == "ct2" else [])]}
+    what = ("a CTranslate2 folder, weights stored as " + export["quantization"] if export["format"] == "ct2"
+            else "a Hugging Face Whisper folder (float32 safetensors)")
+    sections = [
+        f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n",
+        f"# {Path(location).name}\n\n"
+        f"`{_cell(export['source'])}` exported by voxdistill as {what}; it reads audio in "
+        f"{export['window_seconds']}-second windows.\n",
+        usage,
+        "## Evaluation\n\nNone recorded with this export. Measure it next to its teacher in the runtime it will "
+        f"run in, e.g. `voxdistill evaluate --runtime ct2 --compute-type int8 --model TEACHER --model {location} "
+        "--manifest test.jsonl --out metrics.json`: a quantised model can lose accuracy that only such a "
+        "measurement shows.\n",
+    ]
+    return write_text_atomic(folder / CARD_FILE, "\n".join(sections))
+
+
+def _export_usage(export: Mapping) -> str:
+    if export["format"] == "hf":
+        return (
+            "## How to use\n\n"
+            "```python\nfrom transformers import pipeline\n\n"
+            'asr = pipeline("automatic-speech-recognition", model="THIS_FOLDER")\n'
+            'print(asr("speech.wav")["text"])\n```\n\n'
+            "The folder is a standard Whisper checkpoint (`WhisperForConditionalGeneration` and "
+            "`WhisperProcessor` load it). For CTranslate2 and faster-whisper: "
+            "`voxdistill export THIS_FOLDER --format ct2 --quantization int8 --out DIR`.\n")
+    window = export["window_seconds"]
+    quant = "int8" if export["quantization"].startswith("int8") else "float32"
+    voxdistill = (f"```bash\nvoxdistill transcribe THIS_FOLDER speech.wav --runtime ct2 --compute-type {quant}\n```\n\n"
+                  "(`voxdistill evaluate` and `pseudo-label` take the same `--runtime ct2 --compute-type`.)")
+    if window == 30:
+        return (
+            "## How to use\n\n"
+            "With faster-whisper:\n\n"
+            "```python\nfrom faster_whisper import WhisperModel\n\n"
+            f'model = WhisperModel("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
+            'segments, _ = model.transcribe("speech.wav", language="en", beam_size=1, without_timestamps=True)\n'
+            'print(" ".join(s.text.strip() for s in segments))\n```\n\n'
+            f"or with voxdistill, which decodes exactly as it evaluated the model:\n\n{voxdistill}\n")
+    language = '"<|en|>", "<|transcribe|>", ' if export.get("multilingual") else ""
+    return (
+        "## How to use\n\n"
+        f"This model reads {window}-second windows. faster-whisper (checked with 1.2.1) pads every clip's "
+        f"features to 30 s, which a {window}-second model refuses (CTranslate2: \"Invalid input features "
+        f"shape\"), so run it with voxdistill, which feeds each clip through the model's own feature "
+        f"extractor and cuts longer audio into {window}-second chunks:\n\n{voxdistill}\n\n"
+        f"or with CTranslate2 directly, features padded to the window by `preprocessor_config.json`:\n\n"
+        "```python\nimport ctranslate2, soundfile\n"
+        "from transformers import WhisperFeatureExtractor, WhisperTokenizer\n\n"
+        'features = WhisperFeatureExtractor.from_pretrained("THIS_FOLDER")  # pads to the model\'s window\n'
+        'tokenizer = WhisperTokenizer.from_pretrained("THIS_FOLDER")\n'
+        f'model = ctranslate2.models.Whisper("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
+        f'audio, _ = soundfile.read("speech.wav", dtype="float32")  # 16 kHz mono, at most {window} s\n'
+        'mel = features(audio, sampling_rate=16000, return_tensors="np").input_features\n'
+        f'prompt = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", {language}"<|notimestamps|>"])\n'
+        "result = model.generate(ctranslate2.StorageView.from_array(mel), [prompt], beam_size=1)\n"
+        "print(tokenizer.decode(result[0].sequences_ids[0], skip_special_tokens=True))\n```\n")

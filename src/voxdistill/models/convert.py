@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor
 
-from voxdistill.audio import CHUNK_LENGTH, HOP_LENGTH, N_FFT, SAMPLE_RATE
+from voxdistill.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, exact_div
 from voxdistill.errors import ConversionError
 from voxdistill.models.ctranslate2_format import CT2Model, read_ct2_bytes
 
@@ -225,9 +225,12 @@ def write_hf_folder(
         config.save_pretrained(tmp)
         generation_config_for(config, tokens, ct2_config).save_pretrained(tmp)
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        # The window follows the encoder's positions (a student exported with a shorter one has
+        # fewer); 30 s for every released Whisper.
+        chunk_length = exact_div(config.max_source_positions * 2 * HOP_LENGTH, SAMPLE_RATE)
         WhisperFeatureExtractor(
             feature_size=config.num_mel_bins, sampling_rate=SAMPLE_RATE, hop_length=HOP_LENGTH,
-            chunk_length=CHUNK_LENGTH, n_fft=N_FFT,
+            chunk_length=chunk_length, n_fft=N_FFT,
         ).save_pretrained(tmp)
         tokenizer_json = _tokenizer_json_with_timestamps(tokenizer_json, vocabulary)
         (tmp / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False))

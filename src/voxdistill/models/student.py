@@ -341,6 +341,9 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     try:
         student_model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        # transformers 5 saves the processor as processor_config.json; faster-whisper, CTranslate2's
+        # converter and older tools read the window from preprocessor_config.json.
+        processor.feature_extractor.save_pretrained(tmp)
         record = {"teacher": {"source": teacher_source, "fingerprint": teacher_fingerprint}, **provenance}
         (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
         os.rename(tmp, out)  # replaces an empty folder; fails if one appeared meanwhile

@@ -19,6 +19,10 @@ with the same arguments skips finished shards; every utterance ends up exactly o
 
 Under ``accelerate launch`` or ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process r takes the shards
 with index ≡ r (mod world size); rank 0 merges once all are done.
+
+The teacher runs in either runtime (`voxdistill.runtime`): in CTranslate2 it writes the same streams
+of top-k rows (see ``runtime.ct2_backend``), and its fingerprint names the runtime, so its cache is
+another teacher's than the PyTorch run of the same weights.
 """
 
 from __future__ import annotations
@@ -33,17 +37,17 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers.modeling_outputs import BaseModelOutput
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
-from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.models.loading import Whisper
+from voxdistill.runtime import Recogniser, Runtime, as_recogniser, load_recogniser, text_of, window_seconds
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
-from voxdistill.models.student import window_positions, window_seconds
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens, text_tokens
+from voxdistill.models.student import window_positions
+from voxdistill.transcribe import DecodingOptions, text_tokens
 
 
 class PseudoLabelError(VoxdistillError):
@@ -64,6 +68,9 @@ class PseudoLabelConfig:
     # window), the target of encoder-state distillation for a student with a window this long;
     # 0 keeps none. float16, d_model · 100 bytes per second of window (38 KB/s for tiny.en).
     encoder_state_seconds: int = 0
+    # The runtime the teacher runs in (torch float32, or CTranslate2 at a compute type): another
+    # runtime is another teacher, with its own fingerprint.
+    runtime: Runtime = Runtime()
 
     @property
     def encoder_positions(self) -> int:
@@ -101,9 +108,9 @@ def _barrier(world_size: int) -> None:
         torch.distributed.barrier()
 
 
-def run_identity(config: PseudoLabelConfig, whisper: Whisper) -> dict:
+def run_identity(config: PseudoLabelConfig, teacher: Recogniser) -> dict:
     return {
-        "teacher_fingerprint": whisper.fingerprint.digest,
+        "teacher_fingerprint": teacher.fingerprint.digest,
         "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
         "top_k": config.top_k,
         "streams": list(STREAMS),  # the cached row streams (teacher.topk)
@@ -153,49 +160,24 @@ class BatchLabels:
 
 
 @torch.inference_mode()
-def teacher_forced_topk(whisper: Whisper, encoder_states: torch.Tensor, sequences: list[list[int]],
-                        top_k: int, language: str = "en") -> list[TopK]:
-    """The teacher's top-k log-probs at each position that predicts a token of ``sequences[i]`` or the
-    final end-of-text (len + 1 rows each), reading ``encoder_states[i]`` (B, positions, d_model)."""
-    prompt = prompt_tokens(whisper, language)
-    eot = whisper.model.generation_config.eos_token_id
-    full = [prompt + t + [eot] for t in sequences]
-    width = max(len(s) for s in full)
-    # Right padding is safe: the decoder is causal, so padding never changes earlier positions.
-    decoder_input_ids = torch.tensor([s + [eot] * (width - len(s)) for s in full])
-    logits = whisper.model(encoder_outputs=(encoder_states,), decoder_input_ids=decoder_input_ids).logits
-    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, width, vocab)
-    start = len(prompt) - 1  # the position after the last prompt token predicts the first label
-    kept = []
-    for row, t in zip(log_probs, sequences):
-        values, ids = row[start : start + len(t) + 1].topk(top_k, dim=-1)
-        kept.append(TopK(ids=ids.to(torch.int32), log_probs=values))
-    return kept
-
-
-@torch.inference_mode()
-def label_batch(whisper: Whisper, audios: list, options: DecodingOptions, top_k: int,
+def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOptions, top_k: int,
                 references: list[str | None] | None = None, encoder_positions: int = 0) -> BatchLabels:
-    """Transcribe a batch with the teacher and keep, for top_k > 0, its distributions along its own
-    transcripts and along the ``references`` that are given; for ``encoder_positions`` > 0, its
-    encoder states over that many positions."""
+    """Transcribe a batch with the teacher (in any runtime) and keep, for top_k > 0, its
+    distributions along its own transcripts and along the ``references`` that are given; for
+    ``encoder_positions`` > 0, its encoder states over that many positions."""
+    teacher = as_recogniser(model)
     references = references or [None] * len(audios)
-    states = encode(whisper, log_mel(whisper, audios)).last_hidden_state  # (B, positions, d_model)
-    tokens = decode_tokens(whisper, BaseModelOutput(last_hidden_state=states), options,
-                           max(len(a) for a in audios) / SAMPLE_RATE)
-    limit = whisper.model.config.max_target_positions - len(prompt_tokens(whisper, options.language)) - 1
-    reference_tokens = [None if r is None else text_tokens(whisper.processor.tokenizer, r)[:limit] for r in references]
+    encoded = teacher.encode(audios)
+    tokens = teacher.decode(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
+    limit = teacher.max_target_positions - len(teacher.prompt(options.language)) - 1
+    reference_tokens = [None if r is None else text_tokens(teacher.tokenizer, r)[:limit] for r in references]
     labels = BatchLabels(tokens, None, reference_tokens, [None] * len(audios),
-                         states[:, :encoder_positions].clone() if encoder_positions else None)
+                         teacher.encoder_states(encoded, encoder_positions) if encoder_positions else None)
     if top_k == 0:
         return labels
-    labels.topk = teacher_forced_topk(whisper, states, tokens, top_k, options.language)
-    with_reference = [i for i, r in enumerate(reference_tokens) if r is not None]
-    if with_reference:
-        rows = teacher_forced_topk(whisper, states[with_reference], [reference_tokens[i] for i in with_reference],
-                                   top_k, options.language)
-        for i, row in zip(with_reference, rows):
-            labels.reference_topk[i] = row
+    labels.topk = teacher.teacher_forced_topk(encoded, tokens, top_k, options.language)
+    if any(r is not None for r in reference_tokens):
+        labels.reference_topk = teacher.teacher_forced_topk(encoded, reference_tokens, top_k, options.language)
     return labels
 
 
@@ -207,7 +189,7 @@ class ShardLabels:
     encoder_states: list[torch.Tensor]  # (P, d_model) per record not skipped, in order
 
 
-def _label_shard(whisper: Whisper, chunk: list[Utterance], config: PseudoLabelConfig, manifest_dir: Path,
+def _label_shard(teacher: Recogniser, chunk: list[Utterance], config: PseudoLabelConfig, manifest_dir: Path,
                  progress: "_Progress", bad_audio: list[str]) -> ShardLabels:
     options = config.decoding
     records: dict[str, dict] = {}
@@ -228,10 +210,10 @@ def _label_shard(whisper: Whisper, chunk: list[Utterance], config: PseudoLabelCo
                     ) from err
                 records[utt.id] = {"id": utt.id, "skipped": str(err)}
         if batch:
-            labels = label_batch(whisper, audios, options, config.top_k, [u.text for u in batch],
+            labels = label_batch(teacher, audios, options, config.top_k, [u.text for u in batch],
                                  config.encoder_positions)
             for i, (utt, t) in enumerate(zip(batch, labels.tokens)):
-                text = whisper.processor.tokenizer.decode(t, skip_special_tokens=True).strip()
+                text = text_of(teacher, t)
                 records[utt.id] = _label_record(utt, text, t, labels.reference_tokens[i])
                 outputs[utt.id] = (labels.topk[i] if labels.topk else None, labels.reference_topk[i],
                                    None if labels.encoder_states is None else labels.encoder_states[i])
@@ -278,11 +260,11 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     Returns the summary on rank 0 and None on other ranks."""
     scan_manifest(config.manifest)  # a bad line, a repeated id or no utterance fails before the teacher loads
     rank, world_size = distributed_rank()
-    whisper = load_whisper(config.teacher)
-    if config.encoder_positions > whisper.model.config.max_source_positions:
+    teacher = load_recogniser(config.teacher, config.runtime)
+    if config.encoder_state_seconds > window_seconds(teacher):
         raise PseudoLabelError(f"--encoder-state-seconds {config.encoder_state_seconds} is longer than the "
-                               f"teacher's {window_seconds(whisper.model.config)} s window")
-    identity = run_identity(config, whisper)
+                               f"teacher's {window_seconds(teacher):g} s window")
+    identity = run_identity(config, teacher)
     _claim_output(config, identity, rank, world_size)
 
     manifest_dir = config.manifest.parent
@@ -292,7 +274,7 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
         jsonl_path, topk_path = shard_paths(config.out, index)
         if index % world_size != rank or jsonl_path.is_file():
             continue
-        labels = _label_shard(whisper, chunk, config, manifest_dir, bar, bad_audio)
+        labels = _label_shard(teacher, chunk, config, manifest_dir, bar, bad_audio)
         records = labels.records
         if config.top_k or config.encoder_positions:
             write_topk_shard(topk_path, {"pseudo_label": labels.topk, "reference": labels.reference_topk},
@@ -310,10 +292,10 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     _barrier(world_size)
     if rank != 0:
         return None
-    return merge_shards(config, whisper)
+    return merge_shards(config, teacher)
 
 
-def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSummary:
+def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelSummary:
     """Join finished shards, in manifest order, into ``pseudo_labels.jsonl``; apply the WER filter;
     write ``metadata.json``."""
     kept, dropped, skipped = [], [], 0
@@ -346,11 +328,12 @@ def merge_shards(config: PseudoLabelConfig, whisper: Whisper) -> PseudoLabelSumm
     total = len(kept) + len(dropped) + skipped
     metadata = {
         "teacher": config.teacher,
-        "fingerprint": whisper.fingerprint.to_dict(),
+        "fingerprint": teacher.fingerprint.to_dict(),
+        "runtime": teacher.runtime.to_dict(),
         "decoding": asdict(config.decoding),
-        "prompt_tokens": prompt_tokens(whisper, config.decoding.language),
+        "prompt_tokens": teacher.prompt(config.decoding.language),
         "top_k": config.top_k,
-        "vocab_size": whisper.model.config.vocab_size,
+        "vocab_size": teacher.vocab_size,
         "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
         "topk_streams": list(STREAMS) if config.top_k else [],
         "encoder_state_seconds": config.encoder_state_seconds,

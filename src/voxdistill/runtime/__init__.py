@@ -1,0 +1,168 @@
+"""One recogniser interface for every runtime voxdistill runs a Whisper model in.
+
+A *recogniser* is a model loaded in one runtime: clips that fit its window go in, token ids come
+out, decoded with the shared `DecodingOptions`. Transcription (long audio included), evaluation and
+pseudo-labelling talk to it only through `Recogniser`, so they do not know which backend runs:
+
+- ``torch`` (`runtime.torch_backend`): PyTorch float32 through transformers' Whisper, greedy
+  decoding in voxdistill's lean loop (`transcribe.greedy_decode`), beam search in ``generate``;
+- ``ct2`` (`runtime.ct2_backend`): CTranslate2 (``ctranslate2.models.Whisper``) with a compute type
+  (int8, int8_float32, int16, float32, ... as the CPU supports), fed by the model's own feature
+  extractor, so a student with a shorter window runs with it.
+
+A model in another runtime or precision is numerically another model: its fingerprint names the
+runtime (`models.fingerprint`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from voxdistill.audio import SAMPLE_RATE
+from voxdistill.errors import VoxdistillError
+from voxdistill.models.fingerprint import Fingerprint
+from voxdistill.teacher.topk import TopK
+
+BACKENDS = ("torch", "ct2")
+TORCH_COMPUTE_TYPES = ("float32",)
+
+
+class RuntimeConfigError(VoxdistillError):
+    """An unknown runtime, or a compute type the runtime or this CPU cannot run."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    backend: str = "torch"  # torch | ct2
+    compute_type: str = "float32"  # torch: float32; ct2: a CTranslate2 compute type this CPU supports
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise RuntimeConfigError(f"--runtime {self.backend}: unknown runtime; choose from {', '.join(BACKENDS)}")
+        supported = compute_types(self.backend)
+        if self.compute_type not in supported:
+            raise RuntimeConfigError(
+                f"--compute-type {self.compute_type}: the {self.backend} runtime on this machine runs "
+                f"{', '.join(supported)}")
+
+    @classmethod
+    def of(cls, backend: str = "torch", compute_type: str | None = None) -> "Runtime":
+        """The runtime ``backend`` at ``compute_type`` (None: float32, the exact one)."""
+        return cls(backend, compute_type or "float32")
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "compute_type": self.compute_type}
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.compute_type}"
+
+
+def compute_types(backend: str) -> tuple[str, ...]:
+    """Compute types ``backend`` runs on this CPU."""
+    if backend == "torch":
+        return TORCH_COMPUTE_TYPES
+    import ctranslate2
+
+    return tuple(sorted(ctranslate2.get_supported_compute_types("cpu")))
+
+
+class Recogniser(Protocol):
+    """A Whisper model loaded in one runtime. ``Encoded`` values are the backend's own encoder
+    states; they only travel from `encode` to the other methods of the same recogniser."""
+
+    source: str  # the model argument as given
+    runtime: Runtime
+    folder: Path | None  # the folder the runtime loaded; its weight files are the model's size on disk
+    feature_extractor: Any  # the model's own WhisperFeatureExtractor: its window, its log-mel
+    tokenizer: Any  # the model's WhisperTokenizer
+
+    @property
+    def multilingual(self) -> bool: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_target_positions(self) -> int: ...
+
+    @property
+    def parameters(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> Fingerprint: ...
+
+    def prompt(self, language: str = "en") -> list[int]:
+        """The decoder prompt for plain transcription without timestamps."""
+
+    def encode(self, audios: Sequence[np.ndarray]) -> Any:
+        """Encoder states of 16 kHz clips that each fit the window."""
+
+    def decode(self, encoded: Any, options, audio_seconds: float) -> list[list[int]]:
+        """Text token ids (prompt, end-of-text and timestamps removed) decoded with ``options`` (a
+        `transcribe.DecodingOptions`) for clips whose longest lasts ``audio_seconds``."""
+
+    def teacher_forced_topk(self, encoded: Any, sequences: list[list[int] | None], top_k: int,
+                            language: str = "en") -> list[TopK | None]:
+        """Top-k log-probabilities at each position predicting a token of ``sequences[i]`` or the
+        final end-of-text (len + 1 rows each), the decoder fed the prompt and ``sequences[i]``;
+        None for a clip whose sequence is None (its decoder does not run)."""
+
+    def encoder_states(self, encoded: Any, positions: int) -> torch.Tensor:
+        """(B, positions, d_model) float32: the first ``positions`` final encoder states."""
+
+
+def window_samples(recogniser: Recogniser) -> int:
+    """Samples of audio the model reads at once (its window)."""
+    return recogniser.feature_extractor.n_samples
+
+
+def window_seconds(recogniser: Recogniser) -> float:
+    return window_samples(recogniser) / SAMPLE_RATE
+
+
+def generate_tokens(recogniser: Recogniser, audios: Sequence[np.ndarray], options) -> list[list[int]]:
+    """Text token ids for each clip (each within the window)."""
+    longest = max(len(a) for a in audios) / SAMPLE_RATE
+    return recogniser.decode(recogniser.encode(audios), options, longest)
+
+
+def text_of(recogniser: Recogniser, tokens: list[int]) -> str:
+    return recogniser.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+
+def describe(recogniser: Recogniser) -> dict:
+    """What a report says about a recogniser besides its scores."""
+    return {"runtime": recogniser.runtime.to_dict(), "window_seconds": window_seconds(recogniser),
+            "folder": None if recogniser.folder is None else str(recogniser.folder)}
+
+
+def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | None = None) -> Recogniser:
+    """``model`` (a model argument: bundled name, Hugging Face or CTranslate2 folder, hub id)
+    loaded in ``runtime``. A model that is not yet a folder the runtime reads is converted into the
+    cache first (CTranslate2 -> Hugging Face for torch; anything else -> CTranslate2 for ct2, through
+    `export.exporter.ct2_folder_for`, weights stored as the compute type).
+    ``threads``: the runtime's intra-op threads (None: torch's current setting)."""
+    if runtime.backend == "torch":
+        from voxdistill.runtime.torch_backend import load_torch_recogniser
+
+        return load_torch_recogniser(model)
+    from voxdistill.runtime.ct2_backend import load_ct2_recogniser
+
+    return load_ct2_recogniser(model, runtime.compute_type, threads or torch.get_num_threads())
+
+
+def as_recogniser(model) -> Recogniser:
+    """``model`` itself if it is a recogniser; a loaded `models.loading.Whisper` wrapped as the torch one."""
+    from voxdistill.models.loading import Whisper
+
+    if isinstance(model, Whisper):
+        from voxdistill.runtime.torch_backend import TorchRecogniser
+
+        return TorchRecogniser(model)
+    return model
