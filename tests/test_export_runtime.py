@@ -215,8 +215,8 @@ def test_bad_export_options_are_refused(tiny_random_whisper, tmp_path, capsys):
 
 
 def test_bad_runtime_options_are_refused(tiny_random_whisper, speech_dir, capsys):
-    with pytest.raises(RuntimeConfigError, match="--compute-type int8: the torch runtime"):
-        Runtime.of("torch", "int8")
+    with pytest.raises(RuntimeConfigError, match="--compute-type int16: the torch runtime"):
+        Runtime.of("torch", "int16")
     with pytest.raises(RuntimeConfigError, match="--compute-type int4: the ct2 runtime on this machine runs .*float32"):
         Runtime.of("ct2", "int4")
     assert main(["transcribe", str(tiny_random_whisper), str(speech_dir / "fox.wav"), "--runtime", "ct2",

@@ -38,3 +38,17 @@ def test_int8_teacher_transcribes_as_well(speech_dir):
     int8_texts = transcribe_audio(quantize_decoder_int8(load_whisper("bundled:whisper-tiny.en")), clips)
     assert word_error_rate(references, int8_texts) <= word_error_rate(references, float_texts) + 0.05
     assert word_error_rate(float_texts, int8_texts) <= 0.1  # nearly the same transcripts
+
+
+def test_torch_int8_runtime_names_itself_and_keeps_the_float32_identity(tiny_random_whisper, speech_dir):
+    from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
+
+    exact = load_recogniser(str(tiny_random_whisper))
+    int8 = load_recogniser(str(tiny_random_whisper), Runtime("torch", "int8"))
+    assert int8.fingerprint.weights == exact.fingerprint.weights  # the same float32 weights...
+    assert int8.fingerprint.digest != exact.fingerprint.digest  # ...run as another model
+    assert int8.fingerprint.model_digest == exact.fingerprint.digest
+    assert int8.fingerprint.runtime == {"backend": "torch", "compute_type": "int8"}
+    assert int8.parameters == exact.parameters
+    clip = load_audio(speech_dir / "fox.wav")
+    assert len(generate_tokens(int8, [clip], DecodingOptions(max_new_tokens=8))[0]) > 0

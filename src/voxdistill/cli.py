@@ -275,11 +275,12 @@ def _decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
 def _runtime_arguments(p: argparse.ArgumentParser) -> None:
     """The runtime flags shared by every command that runs a model to transcribe."""
     p.add_argument("--runtime", choices=["torch", "ct2"], default="torch",
-                   help="torch: PyTorch float32 (default); ct2: CTranslate2, the runtime of faster-whisper "
+                   help="torch: PyTorch (default); ct2: CTranslate2, the runtime of faster-whisper "
                         "(a model that is not a CTranslate2 folder is exported into the cache first)")
     p.add_argument("--compute-type", default=None, metavar="TYPE",
-                   help="precision of the runtime: torch runs float32; ct2 runs what this CPU supports "
-                        "(here typically int8, int8_float32, int16, float32; default float32). Another "
+                   help="precision of the runtime: torch runs float32 or int8 (the decoder in dynamic "
+                        "int8, the encoder in float32); ct2 runs what this CPU supports (here typically "
+                        "int8, int8_float32, int16, float32; default float32). Another "
                         "runtime or compute type is another model: its fingerprint says so")
 
 

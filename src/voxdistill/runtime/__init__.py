@@ -4,8 +4,9 @@ A *recogniser* is a model loaded in one runtime: clips that fit its window go in
 out, decoded with the shared `DecodingOptions`. Transcription (long audio included), evaluation and
 pseudo-labelling talk to it only through `Recogniser`, so they do not know which backend runs:
 
-- ``torch`` (`runtime.torch_backend`): PyTorch float32 through transformers' Whisper, greedy
-  decoding in voxdistill's lean loop (`transcribe.greedy_decode`), beam search in ``generate``;
+- ``torch`` (`runtime.torch_backend`): PyTorch through transformers' Whisper, float32 or with its
+  decoder in dynamic int8, greedy decoding in voxdistill's lean loop (`transcribe.greedy_decode`),
+  beam search in ``generate``;
 - ``ct2`` (`runtime.ct2_backend`): CTranslate2 (``ctranslate2.models.Whisper``) with a compute type
   (int8, int8_float32, int16, float32, ... as the CPU supports), fed by the model's own feature
   extractor, so a student with a shorter window runs with it.
@@ -30,7 +31,7 @@ from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.teacher.topk import TopK
 
 BACKENDS = ("torch", "ct2")
-TORCH_COMPUTE_TYPES = ("float32",)
+TORCH_COMPUTE_TYPES = ("float32", "int8")  # int8: the decoder in dynamic int8 (models.quantize)
 
 
 class RuntimeConfigError(VoxdistillError):
@@ -40,7 +41,7 @@ class RuntimeConfigError(VoxdistillError):
 @dataclass(frozen=True)
 class Runtime:
     backend: str = "torch"  # torch | ct2
-    compute_type: str = "float32"  # torch: float32; ct2: a CTranslate2 compute type this CPU supports
+    compute_type: str = "float32"  # torch: float32 or int8; ct2: a CTranslate2 compute type this CPU supports
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -151,7 +152,7 @@ def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | Non
     if runtime.backend == "torch":
         from voxdistill.runtime.torch_backend import load_torch_recogniser
 
-        return load_torch_recogniser(model)
+        return load_torch_recogniser(model, runtime.compute_type)
     from voxdistill.runtime.ct2_backend import load_ct2_recogniser
 
     return load_ct2_recogniser(model, runtime.compute_type, threads or torch.get_num_threads())

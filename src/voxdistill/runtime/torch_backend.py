@@ -1,5 +1,6 @@
-"""The PyTorch runtime: a transformers Whisper in float32, decoded by `voxdistill.transcribe`
-(greedy: the lean loop `greedy_decode`; beam search: ``generate``), unchanged."""
+"""The PyTorch runtime: a transformers Whisper in float32 (or with its decoder in dynamic int8),
+decoded by `voxdistill.transcribe` (greedy: the lean loop `greedy_decode`; beam search: ``generate``),
+unchanged."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.models.quantize import quantize_decoder_int8
 from voxdistill.runtime import Runtime
 from voxdistill.teacher.topk import TopK
 from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
@@ -19,11 +21,18 @@ from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_me
 
 class TorchRecogniser:
     """A loaded `Whisper` behind the `Recogniser` interface. Encoded values are (B, positions,
-    d_model) tensors."""
+    d_model) tensors. At compute type int8 the decoder and output projection run in dynamic int8
+    (`models.quantize`); the fingerprint and parameter count are those of the float32 weights, the
+    fingerprint naming the runtime."""
 
-    runtime = Runtime("torch", "float32")
-
-    def __init__(self, whisper: Whisper):
+    def __init__(self, whisper: Whisper, compute_type: str = "float32"):
+        self.runtime = Runtime("torch", compute_type)
+        self._parameters = sum(p.numel() for p in whisper.model.parameters())
+        self._fingerprint: Fingerprint | None = None  # hashed when first asked for, in float32
+        if compute_type == "int8":
+            reference = whisper.fingerprint  # of the float32 weights, before they are quantised
+            self._fingerprint = Fingerprint(reference.weights, reference.preprocessing, self.runtime.to_dict())
+            quantize_decoder_int8(whisper)
         self.whisper = whisper
         self.source = whisper.source
         self.folder: Path | None = whisper.folder
@@ -44,11 +53,11 @@ class TorchRecogniser:
 
     @property
     def parameters(self) -> int:
-        return sum(p.numel() for p in self.whisper.model.parameters())
+        return self._parameters
 
     @property
     def fingerprint(self) -> Fingerprint:
-        return self.whisper.fingerprint
+        return self._fingerprint or self.whisper.fingerprint
 
     def prompt(self, language: str = "en") -> list[int]:
         return prompt_tokens(self.whisper, language)
@@ -82,5 +91,5 @@ class TorchRecogniser:
         return encoded[:, :positions].clone()
 
 
-def load_torch_recogniser(model: str) -> TorchRecogniser:
-    return TorchRecogniser(load_whisper(model))
+def load_torch_recogniser(model: str, compute_type: str = "float32") -> TorchRecogniser:
+    return TorchRecogniser(load_whisper(model), compute_type)
