@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -33,3 +35,22 @@ def sha256_of_files(paths: Iterable[str | Path]) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def folder_written_atomically(out: Path, keep_existing: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write into. When the block ends it is renamed to ``out``
+    (replacing an empty folder there); when the block raises, it is removed. ``keep_existing``: a
+    folder that appeared at ``out`` meanwhile (a concurrent writer of the same result) is kept and
+    this one discarded."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if keep_existing and out.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, out)  # replaces an empty folder; fails if a non-empty one appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

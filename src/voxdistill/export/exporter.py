@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.files import sha256_of_files
+from voxdistill.files import folder_written_atomically, sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper, resolve_model_folder
 from voxdistill.models.student import STUDENT_FILE, window_seconds
 from voxdistill.paths import cache_dir
@@ -69,9 +68,7 @@ def export_model(model: str, format: str, out: Path, quantization: str = "float3
     out = Path(out)
     check_export_options(format, quantization, out)
     whisper = load_whisper(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with folder_written_atomically(out) as tmp:
         if format == "hf":
             _write_hf(whisper, tmp)
         else:
@@ -92,12 +89,6 @@ def export_model(model: str, format: str, out: Path, quantization: str = "float3
 
             write_export_card(tmp, record, None if source_folder is None else source_folder / "README.md",
                               location=str(out))
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

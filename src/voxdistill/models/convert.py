@@ -14,9 +14,6 @@ gets a CPU-ready model without being told a dtype.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtracto
 
 from voxdistill.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, exact_div
 from voxdistill.errors import ConversionError
+from voxdistill.files import folder_written_atomically
 from voxdistill.models.ctranslate2_format import CT2Model, read_ct2_bytes
 
 CONVERSION_MARKER = "voxdistill-conversion.json"
@@ -219,9 +217,8 @@ def write_hf_folder(
     config = whisper_config_from_ct2(ct2, tokens, ct2_config)
     state = whisper_state_dict_from_ct2(ct2, config)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    # A concurrent conversion that finishes first wrote the same result: it is kept.
+    with folder_written_atomically(out, keep_existing=True) as tmp:
         config.save_pretrained(tmp)
         generation_config_for(config, tokens, ct2_config).save_pretrained(tmp)
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
@@ -241,13 +238,6 @@ def write_hf_folder(
             "add_prefix_space": False, "errors": "replace", "model_max_length": 1024,
         }, indent=2))
         (tmp / CONVERSION_MARKER).write_text(json.dumps({"source": origin}, indent=2))
-        if out.exists():  # a concurrent conversion finished first; its result is the same
-            shutil.rmtree(tmp)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

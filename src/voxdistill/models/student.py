@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from transformers import GenerationConfig, WhisperForConditionalGeneration, Whis
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import folder_written_atomically
 
 STUDENT_FILE = "student.json"  # provenance written beside the Hugging Face files
 
@@ -336,9 +334,7 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     window = window_seconds(student_model.config)
     if processor.feature_extractor.chunk_length != window:
         processor = windowed_processor(processor, window)  # the features must fill the window exactly
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with folder_written_atomically(out) as tmp:
         student_model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         # transformers 5 saves the processor as processor_config.json; faster-whisper, CTranslate2's
@@ -346,8 +342,4 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
         processor.feature_extractor.save_pretrained(tmp)
         record = {"teacher": {"source": teacher_source, "fingerprint": teacher_fingerprint}, **provenance}
         (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        os.rename(tmp, out)  # replaces an empty folder; fails if one appeared meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
