@@ -14,7 +14,7 @@ from tests.test_distill import askd_sections, config_dict, final_checkpoint, set
 from voxdistill.config import from_dict
 from voxdistill.distill.checkpoint import checkpoint_dir
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import Trainer, distill
+from voxdistill.distill.trainer import WhisperTrainer, distill
 
 
 def scored_config(setup: Path, out: Path, **sections) -> DistillConfig:
@@ -67,8 +67,8 @@ def test_the_best_checkpoint_by_dev_wer_is_exported_not_the_last(setup, tmp_path
 
 def test_a_lower_scoring_ema_self_teacher_is_exported(setup, tmp_path, monkeypatch):
     """The EMA is scored at the end; here it is made to score 0 so that the choice is not luck."""
-    scored = Trainer.dev_wer
-    monkeypatch.setattr(Trainer, "dev_wer",
+    scored = WhisperTrainer.dev_wer
+    monkeypatch.setattr(WhisperTrainer, "dev_wer",
                         lambda self, model: 0.0 if model is self.self_teacher else scored(self, model))
     sections = askd_sections()
     sections["self_distill"]["start_step"] = 1

@@ -67,25 +67,56 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
 def cmd_student_init(args: argparse.Namespace) -> int:
     from voxdistill.models.loading import load_whisper
-    from voxdistill.models.student import StudentSpec, build_student, parse_layers, save_student
+    from voxdistill.models.student import StudentConfigError, parse_layers
 
+    if args.family == "whisper" and args.decoder_layers is None:
+        raise StudentConfigError("--decoder-layers: a Whisper student needs decoder layers (a count or indices)")
+    if args.family == "ctc":
+        if args.decoder_layers is not None or args.d_model is not None or args.ffn_dim is not None:
+            raise StudentConfigError("--family ctc: a CTC student keeps the teacher's encoder widths and has no "
+                                     "decoder; drop --decoder-layers, --d-model and --ffn-dim")
+    elif args.head is not None:
+        raise StudentConfigError("--head: only for --family ctc")
     teacher = load_whisper(args.teacher)
     config = teacher.model.config
+    encoder_layers = parse_layers(args.encoder_layers, config.encoder_layers, name="--encoder-layers")
+    if args.family == "ctc":
+        return _init_ctc_student(args, teacher, encoder_layers)
+    from voxdistill.models.student import StudentSpec, build_student, save_student
+
     spec = StudentSpec(
-        encoder_layers=tuple(parse_layers(args.encoder_layers, config.encoder_layers)),
-        decoder_layers=tuple(parse_layers(args.decoder_layers, config.decoder_layers)),
+        encoder_layers=tuple(encoder_layers),
+        decoder_layers=tuple(parse_layers(args.decoder_layers, config.decoder_layers, name="--decoder-layers")),
         d_model=args.d_model, ffn_dim=args.ffn_dim, window_seconds=args.window_seconds,
     )
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, teacher_source=args.teacher,
                  teacher_fingerprint=teacher.fingerprint.digest, out=args.out)
+    _print_student(student, teacher, args.out, provenance)
+    return 0
+
+
+def _init_ctc_student(args: argparse.Namespace, teacher, encoder_layers: list[int]) -> int:
+    from voxdistill.models.ctc import build_ctc_student, ctc_provenance, save_ctc_student
+    from voxdistill.models.student import window_seconds
+
+    student, feature_extractor = build_ctc_student(
+        teacher, encoder_layers, window_seconds=args.window_seconds or window_seconds(teacher.model.config),
+        head=args.head or "linear",
+        lstm_hidden=args.lstm_hidden, lstm_layers=args.lstm_layers)
+    provenance = ctc_provenance(teacher, student, encoder_layers)
+    save_ctc_student(student, feature_extractor, args.out, provenance)
+    _print_student(student, teacher, args.out, provenance)
+    return 0
+
+
+def _print_student(student, teacher, out: Path, provenance: dict) -> None:
     params = sum(p.numel() for p in student.parameters())
     teacher_params = sum(p.numel() for p in teacher.model.parameters())
     print(f"student: {params / 1e6:.1f}M parameters ({params / teacher_params:.0%} of the teacher's "
-          f"{teacher_params / 1e6:.1f}M) -> {args.out}")
+          f"{teacher_params / 1e6:.1f}M) -> {out}")
     for key, value in provenance.items():
         print(f"  {key}: {value}")
-    return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -123,10 +154,11 @@ def _print_config(cls, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
+    from voxdistill.runtime import Runtime
 
     settings = EvalSettings(
         decoding=_decoding(args), latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
-        runtime=_runtime(args),
+        runtime=_runtime(args), ctc_runtime=Runtime.of(args.ctc_runtime),
     )
     result = evaluate(args.model, args.manifest, args.out, settings, labels=args.label)
     print(format_table(result))
@@ -152,6 +184,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     size = sum(p.stat().st_size for p in out.iterdir() if p.suffix in (".bin", ".safetensors"))
     print(f"{args.model} -> {out} ({args.format}, {args.quantization}, {size / 1e6:.1f} MB of weights, "
           f"{record['window_seconds']} s window)")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from voxdistill.models.prune import prune_student
+
+    out, record = prune_student(args.model, args.calibration, args.out, clips=args.clips, keep=args.ffn_keep,
+                                encoder_ffn_dim=args.encoder_ffn_dim, decoder_ffn_dim=args.decoder_ffn_dim,
+                                batch_size=args.batch_size)
+    pruned = record["pruned"]
+    widths = ", ".join(f"{side} {pruned[f'{side}_ffn_dim']['before']} -> {pruned[f'{side}_ffn_dim']['after']}"
+                       for side in ("encoder", "decoder"))
+    params = pruned["parameters"]
+    print(f"{args.model} -> {out}: feed-forward neurons per layer {widths}; "
+          f"{params['before'] / 1e6:.1f}M -> {params['after'] / 1e6:.1f}M parameters")
+    calibration = pruned["calibration"]
+    print(f"  importance measured on {calibration['clips']} clips of {args.calibration} "
+          f"({calibration['decoder_tokens']} decoder tokens); share of it the kept neurons hold, per layer:")
+    for side, shares in pruned["kept_importance"].items():
+        print(f"  {side:8} " + " ".join(f"{share:.1%}" for share in shares))
+    print(f"recover: voxdistill distill --config configs/prune-recover.yaml --set student={out} --set out=RUN")
     return 0
 
 
@@ -274,9 +327,10 @@ def _decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
 
 def _runtime_arguments(p: argparse.ArgumentParser) -> None:
     """The runtime flags shared by every command that runs a model to transcribe."""
-    p.add_argument("--runtime", choices=["torch", "ct2"], default="torch",
+    p.add_argument("--runtime", choices=["torch", "ct2", "onnx"], default="torch",
                    help="torch: PyTorch (default); ct2: CTranslate2, the runtime of faster-whisper "
-                        "(a model that is not a CTranslate2 folder is exported into the cache first)")
+                        "(a model that is not a CTranslate2 folder is exported into the cache first); "
+                        "onnx: onnxruntime, for CTC students")
     p.add_argument("--compute-type", default=None, metavar="TYPE",
                    help="precision of the runtime: torch runs float32 or int8 (the decoder in dynamic "
                         "int8, the encoder in float32); ct2 runs what this CPU supports (here typically "
@@ -489,13 +543,24 @@ def build_parser() -> argparse.ArgumentParser:
         "init", help="copy a subset of the teacher's layers (and optionally narrow them) into a student",
         description="Copy the teacher's embeddings, front end and a subset of its encoder and "
                     "decoder layers into a new Hugging Face Whisper folder that records where "
-                    "every layer came from. N picks N maximally spaced layers (first and last "
+                    "every layer came from (or, with --family ctc, its front end and encoder layers "
+                    "under a CTC head). N picks N maximally spaced layers (first and last "
                     "always kept); 0,5 picks layers 0 and 5.")
     init.add_argument("--teacher", required=True, help=MODEL_HELP)
+    init.add_argument("--family", choices=("whisper", "ctc"), default="whisper",
+                      help="whisper (default): an encoder-decoder copy of the teacher's layers; ctc: the "
+                           "teacher's encoder layers and a CTC head over characters, one forward pass per clip")
     init.add_argument("--encoder-layers", required=True, metavar="N|I,J,...",
                       help="encoder layers: a count or explicit 0-based indices")
-    init.add_argument("--decoder-layers", required=True, metavar="N|I,J,...",
-                      help="decoder layers: a count or explicit 0-based indices")
+    init.add_argument("--decoder-layers", default=None, metavar="N|I,J,...",
+                      help="decoder layers: a count or explicit 0-based indices (Whisper students)")
+    init.add_argument("--head", choices=("linear", "lstm"), default=None,
+                      help="CTC students: linear (a DNN head) or lstm (a bidirectional LSTM, the RNN student); "
+                           "default linear")
+    init.add_argument("--lstm-hidden", type=_at_least(1), default=256, metavar="H",
+                      help="CTC lstm head: hidden units per direction (default 256)")
+    init.add_argument("--lstm-layers", type=_at_least(1), default=1, metavar="L",
+                      help="CTC lstm head: stacked layers (default 1)")
     init.add_argument("--d-model", type=_at_least(1), default=None,
                       help="narrower residual width, initialised from the teacher's largest dimensions")
     init.add_argument("--ffn-dim", type=_at_least(1), default=None,
@@ -552,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="untimed clips per model before timing (default 2)")
     p.add_argument("--threads", type=_at_least(1), default=None,
                    help="threads of the runtime, PyTorch's or CTranslate2's (default: torch's default; reported)")
+    p.add_argument("--ctc-runtime", choices=["torch", "onnx"], default="torch",
+                   help="where CTC students run (--runtime applies to Whisper models): torch (default), or "
+                        "onnx, onnxruntime on their ONNX export (made into the cache when needed)")
     p.add_argument("--card", action="store_true",
                    help="write a model card (README.md) with these results into every student folder")
     p.set_defaults(func=cmd_evaluate)
@@ -567,13 +635,48 @@ def build_parser() -> argparse.ArgumentParser:
                     "(voxdistill transcribe DIR ... --runtime ct2) or in CTranslate2 directly, not in "
                     "faster-whisper, which pads every clip to 30 s.")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    p.add_argument("--format", required=True, choices=["hf", "ct2"],
-                   help="hf: Hugging Face folder; ct2: CTranslate2 folder (faster-whisper's format)")
+    p.add_argument("--format", required=True, choices=["hf", "ct2", "onnx"],
+                   help="hf: Hugging Face folder; ct2: CTranslate2 folder (faster-whisper's format); "
+                        "onnx: a CTC student's ONNX folder, run by onnxruntime")
     p.add_argument("--quantization", default="float32", choices=["int8", "int8_float32", "float16", "float32"],
                    help="weights of a ct2 folder (default float32); int8 is smaller and faster but can cost "
                         "a fragile student accuracy: evaluate it with --runtime ct2 --compute-type int8")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "prune", help="remove a trained student's least important feed-forward neurons (structured pruning)",
+        description="Remove from every encoder and decoder layer of MODEL the feed-forward neurons that "
+                    "matter least, measured on calibration audio: the model runs teacher-forced along its "
+                    "transcripts and neuron j scores mean |activation j| x ||its fc2 column|| (how much "
+                    "the layer's output changes without it). Every layer of a stack keeps the same number "
+                    "(Whisper's config has one width per stack), its best in their original order, so the "
+                    "result is a smaller dense Whisper that runs faster in PyTorch and CTranslate2 alike, "
+                    "saved as a student folder with a record of the pruning in student.json. Attention "
+                    "heads are not pruned: Whisper has one head count per stack and heads d_model/heads "
+                    "wide, so transformers and CTranslate2 cannot load a model with heads removed. The "
+                    "feed-forward blocks hold two thirds of an encoder layer's weights and half of a "
+                    "decoder layer's, so the saving is mostly the encoder's: each decoded token also pays "
+                    "for the vocabulary projection and the decoding loop, which pruning leaves as they "
+                    "are (benchmarks/prune.py measures it). Afterwards, recover what pruning cost with a "
+                    "short distillation run: voxdistill distill --config configs/prune-recover.yaml "
+                    "--set student=OUT.")
+    p.add_argument("model", metavar="MODEL", help=f"the model to prune, e.g. a trained student RUN/model; {MODEL_HELP}")
+    p.add_argument("--calibration", type=Path, required=True, metavar="MANIFEST",
+                   help="JSON Lines manifest of clips that fit the model's window, with transcripts; a "
+                        "pseudo-label manifest gives its reference where it has one, else the teacher's "
+                        "transcript (as training does)")
+    p.add_argument("--clips", type=_at_least(1), default=64, metavar="N",
+                   help="calibration clips, spread evenly over the manifest (default 64)")
+    p.add_argument("--ffn-keep", type=float, default=None, metavar="F",
+                   help="fraction of every layer's feed-forward neurons to keep, above 0 and at most 1 (e.g. 0.5)")
+    p.add_argument("--encoder-ffn-dim", type=int, default=None, metavar="N",
+                   help="instead of --ffn-keep: neurons kept per encoder layer (default: all)")
+    p.add_argument("--decoder-ffn-dim", type=int, default=None, metavar="N",
+                   help="instead of --ffn-keep: neurons kept per decoder layer (default: all)")
+    p.add_argument("--batch-size", type=_at_least(1), default=8, help="clips per forward pass (default 8)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("model", help="inspect models",
                        description="Inspect a model: size, shape and teacher fingerprint.")

@@ -67,6 +67,12 @@ def label_source(utt: Utterance, labels: str) -> str:
     return "pseudo_label"
 
 
+def label_text(utt: Utterance, source: str) -> str:
+    """The transcript of ``utt``'s label stream ``source`` as text, for a student that does not read
+    Whisper's tokens (a CTC student). A pseudo-label manifest's ``text`` is the teacher's transcript."""
+    return reference_text(utt) if source == "reference" else (utt.text or "")
+
+
 def count_label_sources(manifest: Path, labels: str) -> Counter:
     """How many utterances of ``manifest`` learn from each stream, checked before training starts:
     an utterance without the label the run needs stops the run here, naming it."""

@@ -56,11 +56,12 @@ def pseudo_label_folder(config: DistillConfig) -> Path | None:
     return folder if (folder / "metadata.json").is_file() else None
 
 
-def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vocab_size: int,
+def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vocab_size: int | None,
                     label_sources: Counter | None = None) -> TeacherSource:
     """The teacher behind the run's KD terms, checked against the pseudo-labels, the student and,
     offline, against what the cache holds for the labels (``label_sources``: utterances per stream)
-    and for encoder-state KD."""
+    and for encoder-state KD. ``student_vocab_size`` None: the student has no token-level KL term
+    (a CTC student), so no vocabulary needs to match."""
     tc = config.teacher
     source = TeacherSource(mode=tc.mode)
     folder = pseudo_label_folder(config)
@@ -138,7 +139,7 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
                 f"{folder}: loss.encoder_kd_weight needs the teacher's encoder states over the student's "
                 f"{student_window} s window, but the cache holds {cached} s; pseudo-label again with "
                 f"--encoder-state-seconds {student_window}, or use teacher.mode=online")
-    if teacher_vocab is not None and teacher_vocab != student_vocab_size:
+    if teacher_vocab is not None and student_vocab_size is not None and teacher_vocab != student_vocab_size:
         raise TeacherMismatchError(
             f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "
             f"a KL term needs the same vocabulary")

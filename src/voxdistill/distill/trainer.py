@@ -1,5 +1,8 @@
 """The distillation trainer: one loop for CE-only, online KD and offline KD, on one CPU process or
-many processes through ``accelerate``.
+many processes through ``accelerate``, for every student family. `Trainer` owns the loop, the
+curriculum, checkpoints, resume, logging and export; a family says how its student loads, what its
+loss is, how it transcribes the dev set and how it is saved: `WhisperTrainer` here,
+`distill.ctc_trainer.CTCTrainer` for CTC students. `distill` picks by the student folder.
 
 Reliability, in the order a run meets it:
 - the config and the teacher-consistency rule are checked before any training, and a run folder is
@@ -122,25 +125,18 @@ class Trainer:
         for manifest in (config.data.train_manifest, config.data.dev_manifest):
             if manifest is not None:
                 scan_manifest(manifest)
-        # Through load_whisper, so a damaged or pickle-only student folder gets the same errors as anywhere.
-        loaded = load_whisper(str(config.student), frozen=False)
-        self.processor, student = loaded.processor, loaded.model
+        student = self._load_student()  # sets self.feature_extractor
         # Every utterance has the label the run asks for, or the run stops here, naming it.
         self.label_sources = count_label_sources(config.data.train_manifest, config.data.labels)
-        self.teacher: TeacherSource = resolve_teacher(config, self.processor.feature_extractor,
-                                                      student.config.vocab_size, self.label_sources)
+        self.teacher: TeacherSource = resolve_teacher(config, self.feature_extractor, self._vocab_size(student),
+                                                      self.label_sources)
         if self.teacher.whisper is not None:
             self.teacher.whisper.model.to(self.accelerator.device)
         self.teacher_windowed = self.teacher.whisper is not None and (
-            self.teacher.whisper.processor.feature_extractor.n_samples != self.processor.feature_extractor.n_samples)
+            self.teacher.whisper.processor.feature_extractor.n_samples != self.feature_extractor.n_samples)
         if config.optim.freeze_encoder:
-            student.model.encoder.requires_grad_(False)
-        if config.optim.freeze_embeddings:
-            student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
-            student.model.decoder.embed_positions.requires_grad_(False)
-        self.prompt = prompt_tokens(loaded)
-        self.eot = student.generation_config.eos_token_id
-        self.max_length = student.config.max_target_positions
+            self._encoder_of(student).requires_grad_(False)
+        self._freeze_more(student)
         trainable = [p for p in student.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, betas=config.optim.betas,
                                       weight_decay=config.optim.weight_decay)
@@ -151,16 +147,44 @@ class Trainer:
         self.encoder_cache = None
         if (config.optim.freeze_encoder and config.optim.cache_frozen_encoder and not config.data.augment
                 and config.teacher.mode != "online"):
-            self.encoder_cache = EncoderStateCache(config.out / "encoder-cache", student.model.encoder,
-                                                   self.processor.feature_extractor)
-        self.self_teacher: WhisperForConditionalGeneration | None = None  # ASKD phase 2
+            self.encoder_cache = EncoderStateCache(config.out / "encoder-cache", self._encoder_of(student),
+                                                   self.feature_extractor)
+        self.self_teacher: torch.nn.Module | None = None  # ASKD phase 2
         self.log: RunLog | None = None  # opened by run(), once it knows the step it resumes from
 
     # -- state ------------------------------------------------------------------------------------
 
     @property
-    def student(self) -> WhisperForConditionalGeneration:
+    def student(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
+
+    # -- what a student family provides (WhisperTrainer, ctc_trainer.CTCTrainer) -----------------
+
+    def _load_student(self) -> torch.nn.Module:
+        """The student of ``config.student``, trainable; sets ``self.feature_extractor``."""
+        raise NotImplementedError
+
+    def _vocab_size(self, student: torch.nn.Module) -> int | None:
+        """The vocabulary a token-level KL compares with the teacher's; None: the family has no such term."""
+        raise NotImplementedError
+
+    def _encoder_of(self, student: torch.nn.Module) -> torch.nn.Module:
+        """The student's audio encoder (frozen by ``optim.freeze_encoder``, cached when frozen)."""
+        raise NotImplementedError
+
+    def _freeze_more(self, student: torch.nn.Module) -> None:
+        """Family-specific freezing beyond the encoder."""
+
+    def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
+        raise NotImplementedError
+
+    def _recogniser_of(self, model: torch.nn.Module):
+        """``model`` (the student or its self-teacher) as something `transcribe_manifest` decodes."""
+        raise NotImplementedError
+
+    def _write_model(self, model: torch.nn.Module, folder: Path) -> None:
+        """Write ``model`` as the family's loadable folder into the empty ``folder``."""
+        raise NotImplementedError
 
     def resume(self) -> Path | None:
         """Restore the latest complete checkpoint of ``config.out``, if there is one."""
@@ -195,7 +219,7 @@ class Trainer:
     def _dataset(self, epoch: int, start_batch: int) -> SpeechDataset:
         d = self.config.data
         return SpeechDataset(
-            d.train_manifest, self.processor.feature_extractor,
+            d.train_manifest, self.feature_extractor,
             BatchingConfig(d.batch_size, d.bucket_size, d.shuffle_buffer, self.config.seed),
             augmentation=Augmentation() if d.augment else None, epoch=epoch, start_batch=start_batch,
             rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
@@ -222,7 +246,7 @@ class Trainer:
 
     # -- ASKD phase 2 ----------------------------------------------------------------------------
 
-    def _frozen_copy(self) -> WhisperForConditionalGeneration:
+    def _frozen_copy(self) -> torch.nn.Module:
         model = copy.deepcopy(self.student)
         model.eval()
         model.requires_grad_(False)
@@ -239,53 +263,12 @@ class Trainer:
             "fingerprint_at_start": weights_sha256(self.self_teacher)[:16],
         }
 
-    def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
-        utts = speech_batch.utterances
-        batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
-                                    self.config.data.labels, self.teacher.topk_cache)
-        device = self.accelerator.device
-        decoder_input_ids = batch.decoder_input_ids.to(device)
-        features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
-        inputs = {"input_features": features} if self.encoder_cache is None else {
-            "encoder_outputs": (self._cached_encoder_states(speech_batch, features),)}
-        teacher_logits = teacher_states = None
-        if self.state.phase == PHASE_SELF and weights.kd_weight > 0:
-            # The self-teacher reads what the student reads (its encoder is the student's, or a
-            # past of it when the encoder trains).
-            with torch.inference_mode():
-                teacher_logits = self.self_teacher(**inputs, decoder_input_ids=decoder_input_ids).logits.clone()
-        elif self.teacher.mode == "online" and weights.kd_weight > 0:
-            teacher_features = features
-            if self.teacher_windowed:
-                # A student with a shorter window: the teacher gets its own 30 s features.
-                teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
-                                           speech_batch.audios).to(device)
-            with torch.inference_mode():
-                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
-            # Clones leave inference mode: autograd may touch them.
-            teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
-        with self.accelerator.autocast():
-            out = self.model(**inputs, decoder_input_ids=decoder_input_ids)
-        topk = None
-        if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
-            topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
-        parts = distillation_loss(out.logits, batch.labels.to(device), weights,
-                                  teacher_logits=teacher_logits, teacher_topk=topk)
-        positions = self.teacher.encoder_positions
-        if positions:
-            if teacher_states is None:
-                teacher_states = self._teacher_encoder_states(speech_batch)
-            parts.add_encoder_term(encoder_state_loss(out.encoder_last_hidden_state[:, :positions],
-                                                      teacher_states[:, :positions].to(device)),
-                                   self.config.loss.encoder_kd_weight)
-        return parts
-
     def _cached_encoder_states(self, speech_batch, features: torch.Tensor | None) -> torch.Tensor:
         """(B, P, d) the frozen student encoder's states: read back, or computed now and stored."""
         if features is None:  # every utterance of the batch is stored
             return self.encoder_cache.load(speech_batch.utterances).to(self.accelerator.device)
         with torch.no_grad(), self.accelerator.autocast():
-            states = self.student.model.encoder(features).last_hidden_state
+            states = self._encoder_of(self.student)(features).last_hidden_state
         self.encoder_cache.store(speech_batch.utterances, states)
         return states
 
@@ -369,13 +352,13 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return wer
 
-    def dev_wer(self, model: WhisperForConditionalGeneration) -> float:
+    def dev_wer(self, model: torch.nn.Module) -> float:
         """WER of ``model`` on the dev manifest, decoded as ``eval`` says, English-normalised."""
         e = self.config.eval
         training = model.training
         model.eval()
         refs, hyps = [], []
-        for utt, text in transcribe_manifest(Whisper(model, self.processor, "student", None), self.config.data.dev_manifest,
+        for utt, text in transcribe_manifest(self._recogniser_of(model), self.config.data.dev_manifest,
                                              DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size)):
             refs.append(utt.text or "")
             hyps.append(text)
@@ -466,9 +449,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.config.out))
             model, exported = self.exported_weights()
-            model.save_pretrained(tmp)
-            self.processor.save_pretrained(tmp)
-            self.processor.feature_extractor.save_pretrained(tmp)  # preprocessor_config.json, as save_student
+            self._write_model(model, tmp)
             provenance = self.config.student / STUDENT_FILE
             if provenance.is_file():
                 record = json.loads(provenance.read_text())
@@ -482,7 +463,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return final
 
-    def exported_weights(self) -> tuple[WhisperForConditionalGeneration, dict]:
+    def exported_weights(self) -> tuple[torch.nn.Module, dict]:
         """The weights to export and the record of the choice: the checkpoint with the lowest dev
         WER, or the EMA self-teacher when it scores lower still; the last step without a dev set."""
         s = self.state
@@ -504,7 +485,93 @@ class Trainer:
         return model, record
 
 
+class WhisperTrainer(Trainer):
+    """Whisper students: token CE on the labels, KL to the teacher's token distributions (online, or
+    its cached top-k), encoder-state KD, and the self-teacher's token KL in ASKD phase 2."""
+
+    def _load_student(self) -> torch.nn.Module:
+        # Through load_whisper, so a damaged or pickle-only student folder gets the same errors as anywhere.
+        loaded = load_whisper(str(self.config.student), frozen=False)
+        self.processor, student = loaded.processor, loaded.model
+        self.feature_extractor = self.processor.feature_extractor
+        self.prompt = prompt_tokens(loaded)
+        self.eot = student.generation_config.eos_token_id
+        self.max_length = student.config.max_target_positions
+        return student
+
+    def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
+        return student.config.vocab_size
+
+    def _encoder_of(self, student: WhisperForConditionalGeneration) -> torch.nn.Module:
+        return student.model.encoder
+
+    def _freeze_more(self, student: WhisperForConditionalGeneration) -> None:
+        if self.config.optim.freeze_embeddings:
+            student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
+            student.model.decoder.embed_positions.requires_grad_(False)
+
+    def _recogniser_of(self, model: WhisperForConditionalGeneration) -> Whisper:
+        return Whisper(model, self.processor, "student", None)
+
+    def _write_model(self, model: WhisperForConditionalGeneration, folder: Path) -> None:
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        self.processor.feature_extractor.save_pretrained(folder)  # preprocessor_config.json, as save_student
+
+    def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
+        utts = speech_batch.utterances
+        batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
+                                    self.config.data.labels, self.teacher.topk_cache)
+        device = self.accelerator.device
+        decoder_input_ids = batch.decoder_input_ids.to(device)
+        features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
+        inputs = {"input_features": features} if self.encoder_cache is None else {
+            "encoder_outputs": (self._cached_encoder_states(speech_batch, features),)}
+        teacher_logits = teacher_states = None
+        if self.state.phase == PHASE_SELF and weights.kd_weight > 0:
+            # The self-teacher reads what the student reads (its encoder is the student's, or a
+            # past of it when the encoder trains).
+            with torch.inference_mode():
+                teacher_logits = self.self_teacher(**inputs, decoder_input_ids=decoder_input_ids).logits.clone()
+        elif self.teacher.mode == "online" and weights.kd_weight > 0:
+            teacher_features = features
+            if self.teacher_windowed:
+                # A student with a shorter window: the teacher gets its own 30 s features.
+                teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
+                                           speech_batch.audios).to(device)
+            with torch.inference_mode():
+                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
+            # Clones leave inference mode: autograd may touch them.
+            teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
+        with self.accelerator.autocast():
+            out = self.model(**inputs, decoder_input_ids=decoder_input_ids)
+        topk = None
+        if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
+            topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
+        parts = distillation_loss(out.logits, batch.labels.to(device), weights,
+                                  teacher_logits=teacher_logits, teacher_topk=topk)
+        positions = self.teacher.encoder_positions
+        if positions:
+            if teacher_states is None:
+                teacher_states = self._teacher_encoder_states(speech_batch)
+            parts.add_encoder_term(encoder_state_loss(out.encoder_last_hidden_state[:, :positions],
+                                                      teacher_states[:, :positions].to(device)),
+                                   self.config.loss.encoder_kd_weight)
+        return parts
+
+
+def trainer_for(config: DistillConfig, allow_config_change: bool = False) -> Trainer:
+    """The trainer of ``config.student``'s family: a CTC student folder, or a Whisper one."""
+    from voxdistill.models.ctc import is_ctc_folder
+
+    if is_ctc_folder(config.student):
+        from voxdistill.distill.ctc_trainer import CTCTrainer
+
+        return CTCTrainer(config, allow_config_change)
+    return WhisperTrainer(config, allow_config_change)
+
+
 def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None,
             allow_config_change: bool = False) -> TrainResult:
-    return Trainer(config, allow_config_change).run(progress, steps_this_run)
+    return trainer_for(config, allow_config_change).run(progress, steps_this_run)
 

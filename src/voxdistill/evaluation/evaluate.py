@@ -51,7 +51,13 @@ class EvalSettings:
     latency_clips: int = 20  # first clips of every set timed one by one (batch 1); 0 = no latency pass
     warmup_clips: int = 2  # untimed calls per model and batch shape before any timing
     threads: int | None = None  # intra-op threads of the runtime; None keeps torch's default
-    runtime: Runtime = Runtime()  # every model runs in this runtime and compute type
+    runtime: Runtime = Runtime()  # every Whisper model runs in this runtime and compute type
+    ctc_runtime: Runtime = Runtime()  # CTC students run here: torch, or onnx (onnxruntime)
+
+    def runtime_for(self, source: str) -> Runtime:
+        from voxdistill.models.ctc import is_ctc_folder
+
+        return self.ctc_runtime if is_ctc_folder(source) else self.runtime
 
 
 @dataclass
@@ -101,7 +107,7 @@ def disk_bytes(folder: Path | None) -> int | None:
     """Bytes of the weight files (what a deployment ships, tokenizer and configs aside)."""
     if folder is None:
         return None
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin"))
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin", ".onnx"))
 
 
 def _unique_labels(sources: list[str], labels: list[str] | None) -> list[str]:
@@ -251,7 +257,8 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     _check_manifests(manifests)
     labels = _unique_labels(models, labels)
     threads = set_threads(settings.threads)
-    loaded = {label: load_recogniser(source, settings.runtime, threads) for label, source in zip(labels, models)}
+    loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
+              for label, source in zip(labels, models)}
     evaluation = Evaluation(loaded, settings)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

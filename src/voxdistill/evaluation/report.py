@@ -21,7 +21,7 @@ from voxdistill.evaluation.metrics import AlignedPair, align, edit_counts
 from voxdistill.evaluation.normalize import normalize_english
 from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
-    reference_label, set_stats, speedup,
+    model_runtime, reference_label, set_stats, speedup,
 )
 from voxdistill.files import write_text_atomic
 
@@ -86,8 +86,8 @@ def build_report(paths: Sequence[Path], out: Path, title: str = "voxdistill repo
 
 def render_report(inputs: ReportInputs, title: str, generated: datetime | None = None) -> str:
     generated = generated or datetime.now(timezone.utc)
-    evaluations = "".join(_evaluation_section(evaluation, _suffix(i))
-                          for i, evaluation in enumerate(inputs.evaluations))
+    evaluations = _runtimes_section(inputs.evaluations) + "".join(
+        _evaluation_section(evaluation, _suffix(i)) for i, evaluation in enumerate(inputs.evaluations))
     sweeps = "".join(_shapes_section(sweep, _suffix(i)) for i, sweep in enumerate(inputs.shape_sweeps))
     training = _training_section(inputs.runs)
     nav = [f'<a href="#evaluation{_suffix(i)}">Evaluation{_suffix(i).replace("-", " ")}</a>'
@@ -234,6 +234,37 @@ def _ratio_table(metrics: Mapping) -> str:
                     + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
     head = ["Student", "WER", "Latency p50", "× faster (batch 1)", "Throughput", "Parameters", "Disk"]
     return _table("ratio-table", head, rows)
+
+
+def _runtimes_section(evaluations: Sequence[Evaluation]) -> str:
+    """When the same models were evaluated in more than one runtime: each model's WER (all sets),
+    batch-1 latency and speed-up over the reference, one column group per evaluation."""
+    runtimes = [{model_runtime(e.metrics, m) for m in e.metrics["models"]} for e in evaluations]
+    if len(evaluations) < 2 or len({frozenset(r) for r in runtimes}) < 2:
+        return ""
+    labels = list(dict.fromkeys(m["model"] for e in evaluations for m in e.metrics["models"]))
+    head = ["Model"]
+    for e in evaluations:
+        head += ["WER, all sets", "Latency p50", "× faster"]
+    rows = []
+    for label in labels:
+        cells = []
+        for e in evaluations:
+            model = next((m for m in e.metrics["models"] if m["model"] == label), None)
+            if model is None:
+                cells += ["–", "–", "–"]
+                continue
+            overall = model.get("overall", {})
+            ratio = (e.metrics.get("ratios") or {}).get(label)
+            cells += [format_percent(overall.get("wer")) + f" <small>{html.escape(model_runtime(e.metrics, model))}</small>",
+                      _number(overall.get("latency_ms_p50"), ".0f", " ms"),
+                      format_ratio(speedup(ratio)) if ratio else "reference"]
+        rows.append(f'<tr><th scope="row">{html.escape(label)}</th>'
+                    + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
+    groups = " · ".join(f"{i + 1}: <code>{html.escape(str(e.path))}</code>" for i, e in enumerate(evaluations))
+    return (f'<section id="runtimes">\n<h2>Runtimes side by side</h2>\n<p class="note">The same models in each '
+            f"evaluation's runtime (column groups in order: {groups}); speed-ups are over that evaluation's "
+            f"reference, measured in its own process.</p>\n{_table('runtimes-table', head, rows)}</section>\n")
 
 
 def _settings(metrics: Mapping) -> str:

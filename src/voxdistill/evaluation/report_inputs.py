@@ -78,6 +78,17 @@ def speedup(ratios: Mapping) -> float | None:
     return ratios.get("speedup") or (1 / latency if latency else None)
 
 
+def runtime_name(runtime: Mapping) -> str:
+    """"CTranslate2 int8" for ``{"backend": "ct2", "compute_type": "int8"}``."""
+    engine = {"torch": "PyTorch", "ct2": "CTranslate2", "onnx": "onnxruntime"}.get(runtime["backend"], runtime["backend"])
+    return f"{engine} {runtime['compute_type']}"
+
+
+def model_runtime(metrics: Mapping, model: Mapping) -> str:
+    """The runtime ``model`` ran in: its own record (CTC students may run apart), else the evaluation's."""
+    return runtime_name(model.get("runtime") or metrics.get("runtime", {"backend": "torch", "compute_type": "float32"}))
+
+
 def set_stats(model: Mapping, set_name: str, domain: str | None = None) -> dict:
     """A model's figures on one test set, or on one domain of it; empty when not measured."""
     stats = model.get("sets", {}).get(set_name, {})

@@ -32,7 +32,7 @@ from voxdistill.models.loading import Whisper, load_whisper, resolve_model_folde
 from voxdistill.models.student import STUDENT_FILE, window_seconds
 from voxdistill.paths import cache_dir
 
-FORMATS = ("hf", "ct2")
+FORMATS = ("hf", "ct2", "onnx")  # onnx: CTC students (models.ctc)
 QUANTIZATIONS = ("int8", "int8_float32", "float16", "float32")  # weight storage of a CTranslate2 folder
 EXPORT_RECORD = "voxdistill-export.json"
 # Bump when an exported folder's content changes, so cached CTranslate2 conversions are redone.
@@ -53,9 +53,9 @@ def check_export_options(format: str, quantization: str, out: Path) -> None:
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"--quantization {quantization}: unknown quantization; choose from "
                           f"{', '.join(QUANTIZATIONS)}")
-    if format == "hf" and quantization != "float32":
-        raise ExportError(f"--quantization {quantization} applies to --format ct2; a Hugging Face folder is "
-                          f"written in float32 (what every loader runs on a CPU without being told a dtype)")
+    if format in ("hf", "onnx") and quantization != "float32":
+        raise ExportError(f"--quantization {quantization} applies to --format ct2; a Hugging Face or ONNX folder "
+                          f"is written in float32 (what every loader runs on a CPU without being told a dtype)")
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise ExportError(f"--out {out}: already exists and is not an empty folder; choose another "
@@ -64,9 +64,20 @@ def check_export_options(format: str, quantization: str, out: Path) -> None:
 
 def export_model(model: str, format: str, out: Path, quantization: str = "float32", card: bool = True) -> Path:
     """Export ``model`` (any model argument) as ``format`` into ``out`` (which must not exist or be
-    empty), atomically: written under a temporary name beside it, then renamed."""
+    empty), atomically: written under a temporary name beside it, then renamed. A CTC student
+    exports only as ``onnx``; a Whisper model as ``hf`` or ``ct2``."""
+    from voxdistill.models.ctc import export_onnx, is_ctc_folder, load_ctc_student, read_record
+
     out = Path(out)
     check_export_options(format, quantization, out)
+    ctc = is_ctc_folder(model)
+    if ctc != (format == "onnx"):
+        raise ExportError(f"--format {format}: {model} is a {'CTC student' if ctc else 'Whisper model'}; "
+                          f"export it with --format {'onnx' if ctc else 'hf or ct2'}")
+    if ctc:
+        student, feature_extractor, _ = load_ctc_student(model)
+        provenance = read_record(Path(model) / STUDENT_FILE) if (Path(model) / STUDENT_FILE).is_file() else {}
+        return export_onnx(student, feature_extractor, out, provenance, source=model)
     whisper = load_whisper(model)
     with folder_written_atomically(out) as tmp:
         if format == "hf":

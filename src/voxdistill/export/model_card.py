@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.report_inputs import (
-    config_summary, format_percent, format_ratio, reference_label, set_stats, speedup,
+    config_summary, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
 )
 from voxdistill.files import write_text_atomic
 from voxdistill.models.student import STUDENT_FILE
@@ -26,12 +26,17 @@ class ModelCardError(VoxdistillError):
     """The card cannot be written: the folder is not a model, or the metrics do not hold the student."""
 
 
-def write_model_card(model_dir: Path, metrics: dict, label: str) -> Path:
+def write_model_card(model_dir: Path, metrics: dict, label: str, other_runtimes: Sequence[Mapping] = ()) -> Path:
     """Write ``model_dir/README.md`` for the student called ``label`` in ``metrics`` (the contents
-    of a ``metrics.json`` that also holds its reference model, the teacher). Returns the card's path."""
+    of a ``metrics.json`` that also holds its reference model, the teacher). ``other_runtimes``:
+    evaluations of the same models in other runtimes (e.g. CTranslate2 int8), summarised side by side
+    with ``metrics``. Returns the card's path."""
+    from voxdistill.models.ctc import is_ctc_folder
+
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise ModelCardError(f"{model_dir}: not a Hugging Face model folder (no config.json); "
+    ctc = is_ctc_folder(model_dir)
+    if not ctc and not (model_dir / "config.json").is_file():
+        raise ModelCardError(f"{model_dir}: not a Hugging Face model folder (no config.json) nor a CTC student; "
                              f"give the student's folder, e.g. RUN/model")
     models = {model["model"]: model for model in metrics.get("models", [])}
     if label not in models:
@@ -45,7 +50,8 @@ def write_model_card(model_dir: Path, metrics: dict, label: str) -> Path:
         _about(label, teacher, models[label], reference, provenance),
         _how_it_was_made(model_dir, provenance),
         _evaluation(metrics, models[label], reference),
-        _usage(model_dir),
+        _by_runtime([metrics, *other_runtimes], label) if other_runtimes else "",
+        _ctc_usage(model_dir) if ctc else _usage(model_dir),
         _limitations(models[label]),
     ]
     return write_text_atomic(model_dir / CARD_FILE, "\n".join(sections))
@@ -83,7 +89,10 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
         layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
                    f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
-    return (f"# {label}\n\n`{label}` is an English speech-recognition model: a smaller Whisper {made} "
+    kind = "smaller Whisper"
+    if provenance.get("family") == "ctc":
+        kind = f"CTC student (teacher encoder layers under a {provenance.get('head', '?')} head over characters)"
+    return (f"# {label}\n\n`{label}` is an English speech-recognition model: a {kind} {made} "
             f"from the teacher `{teacher}` with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
 
 
@@ -152,12 +161,13 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
                   ("size on disk", format_ratio(ratios.get("disk_bytes"))),
                   ("WER", format_ratio(ratios.get("wer")))]
     decoding = ", ".join(f"{key}={value}" for key, value in metrics.get("decoding", {}).items())
-    runtime = metrics.get("runtime", {"backend": "torch", "compute_type": "float32"})
-    engine = "PyTorch" if runtime["backend"] == "torch" else "CTranslate2"
+    student_runtime, teacher_runtime = model_runtime(metrics, student), model_runtime(metrics, reference)
+    runs_in = (f"both run in {student_runtime}" if student_runtime == teacher_runtime else
+               f"the student run in {student_runtime}, the teacher in {teacher_runtime}")
     return "\n".join([
         "## Evaluation\n",
         f"Measured by `voxdistill evaluate` against the teacher `{t}` with the same decoding for both "
-        f"({decoding or 'settings not recorded'}), both run in {engine} at {runtime['compute_type']}. "
+        f"({decoding or 'settings not recorded'}), {runs_in}. "
         f"WER and CER are corpus-level, after English text "
         f"normalisation; drift is the WER of the student's transcripts scored against the teacher's "
         f"(what it forgot or changed); latency is per utterance at batch 1 on a CPU.\n",
@@ -165,6 +175,38 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
         "Student / teacher, measured in one process:\n",
         "| | student / teacher |", "|---|--:|", *(f"| {name} | {value} |" for name, value in ratio_rows), "",
     ])
+
+
+def _by_runtime(evaluations: Sequence[Mapping], label: str) -> str:
+    """One row per evaluation: the student against its teacher, each in that evaluation's runtime."""
+    rows = []
+    for metrics in evaluations:
+        models = {model["model"]: model for model in metrics.get("models", [])}
+        if label not in models:
+            continue
+        student, reference = models[label], models[reference_label(metrics)]
+        faster = speedup(metrics.get("ratios", {}).get(label, {}))
+        rows.append(f"| {model_runtime(metrics, student)} | {model_runtime(metrics, reference)} "
+                    f"| {format_percent(student['overall'].get('wer'))} | {format_percent(reference['overall'].get('wer'))} "
+                    f"| {student['overall'].get('latency_ms_p50') or 0:.0f} ms | {reference['overall'].get('latency_ms_p50') or 0:.0f} ms "
+                    f"| {format_ratio(faster)} |")
+    return "\n".join([
+        "### By runtime\n",
+        "The same student and teacher evaluated in each runtime (all sets; each row measured in one process):\n",
+        "| student runs in | teacher runs in | WER student | WER teacher | latency p50 student | latency p50 teacher "
+        "| faster |", "|---|---|--:|--:|--:|--:|--:|", *rows, "",
+    ])
+
+
+def _ctc_usage(model_dir: Path) -> str:
+    return (
+        "## How to use\n\n"
+        "A CTC student: the teacher's encoder layers and a CTC head over characters, decoded greedily "
+        "from one forward pass.\n\n"
+        f"```\nvoxdistill transcribe {model_dir} speech.wav                 # PyTorch\n"
+        f"voxdistill transcribe {model_dir} speech.wav --runtime onnx   # onnxruntime\n"
+        f"voxdistill export {model_dir} --format onnx --out DIR         # an ONNX folder to deploy\n```\n"
+    )
 
 
 def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:

@@ -112,15 +112,16 @@ class StudentSpec:
                 )
 
 
-def _largest(scores: Tensor, k: int) -> Tensor:
+def largest(scores: Tensor, k: int) -> Tensor:
     """Indices of the ``k`` largest scores in increasing order, so kept units keep the teacher's order."""
     return scores.topk(k).indices.sort().values
 
 
-def _important_neurons(fc1: nn.Linear, fc2: nn.Linear, k: int) -> Tensor:
-    # A neuron's importance is ||fc1 row|| · ||fc2 column||: how strongly it can read, times how
-    # strongly it can write. (Its fc1 bias is ignored: a neuron with a zero row still adds a constant.)
-    return _largest(fc1.weight.norm(dim=1) * fc2.weight.norm(dim=0), k)
+def weight_importance(fc1: nn.Linear, fc2: nn.Linear) -> Tensor:
+    """(ffn_dim,) each feed-forward neuron's ||fc1 row|| · ||fc2 column||: how strongly it can read,
+    times how strongly it can write. (Its fc1 bias is ignored: a neuron with a zero row still adds a
+    constant.) ``models.prune`` measures what neurons actually do on audio instead."""
+    return fc1.weight.norm(dim=1) * fc2.weight.norm(dim=0)
 
 
 def _head_coordinates(n_heads: int, d_teacher: int, d_student: int) -> Tensor:
@@ -151,7 +152,9 @@ def _attention(prefix: str, attn: nn.Module, q_in: Tensor, kv_in: Tensor, out: T
     }
 
 
-def _ffn(prefix: str, layer: nn.Module, dims: Tensor, neurons: Tensor) -> dict[str, Tensor]:
+def ffn_state(prefix: str, layer: nn.Module, dims: Tensor, neurons: Tensor) -> dict[str, Tensor]:
+    """The fc1/fc2 weights of ``layer`` (state-dict keys under ``prefix``) restricted to residual
+    dimensions ``dims`` and feed-forward ``neurons``."""
     return {
         f"{prefix}.fc1.weight": layer.fc1.weight[neurons][:, dims],
         f"{prefix}.fc1.bias": layer.fc1.bias[neurons],
@@ -187,11 +190,11 @@ def _student_state(teacher: WhisperForConditionalGeneration, spec: StudentSpec, 
     encoder, decoder = teacher.model.encoder, teacher.model.decoder
     # Residual dimensions kept: the decoder's by mean |token embedding|, the encoder's by the
     # norm of conv2's output rows (conv2 writes the encoder's residual stream).
-    encoder_dims = _largest(encoder.conv2.weight.flatten(1).norm(dim=1), d_model)
-    decoder_dims = _largest(decoder.embed_tokens.weight.abs().mean(dim=0), d_model)
+    encoder_dims = largest(encoder.conv2.weight.flatten(1).norm(dim=1), d_model)
+    decoder_dims = largest(decoder.embed_tokens.weight.abs().mean(dim=0), d_model)
     # conv1 -> gelu -> conv2 is a small feed-forward block: rank its hidden channels like neurons.
     conv2_kept = encoder.conv2.weight[encoder_dims]  # (d', d, 3)
-    conv_channels = _largest(
+    conv_channels = largest(
         encoder.conv1.weight.flatten(1).norm(dim=1) * conv2_kept.transpose(0, 1).flatten(1).norm(dim=1),
         d_model,
     )
@@ -214,7 +217,7 @@ def _student_state(teacher: WhisperForConditionalGeneration, spec: StudentSpec, 
         state |= _attention(f"{prefix}.self_attn", layer.self_attn,
                             encoder_dims, encoder_dims, encoder_dims, heads)
         state |= _layer_norm(f"{prefix}.self_attn_layer_norm", layer.self_attn_layer_norm, encoder_dims)
-        state |= _ffn(prefix, layer, encoder_dims, _important_neurons(layer.fc1, layer.fc2, encoder_ffn))
+        state |= ffn_state(prefix, layer, encoder_dims, largest(weight_importance(layer.fc1, layer.fc2), encoder_ffn))
         state |= _layer_norm(f"{prefix}.final_layer_norm", layer.final_layer_norm, encoder_dims)
     heads = _head_coordinates(config.decoder_attention_heads, config.d_model, d_model)
     for i, t in enumerate(spec.decoder_layers):
@@ -225,7 +228,7 @@ def _student_state(teacher: WhisperForConditionalGeneration, spec: StudentSpec, 
         state |= _attention(f"{prefix}.encoder_attn", layer.encoder_attn,
                             decoder_dims, encoder_dims, decoder_dims, heads)
         state |= _layer_norm(f"{prefix}.encoder_attn_layer_norm", layer.encoder_attn_layer_norm, decoder_dims)
-        state |= _ffn(prefix, layer, decoder_dims, _important_neurons(layer.fc1, layer.fc2, decoder_ffn))
+        state |= ffn_state(prefix, layer, decoder_dims, largest(weight_importance(layer.fc1, layer.fc2), decoder_ffn))
         state |= _layer_norm(f"{prefix}.final_layer_norm", layer.final_layer_norm, decoder_dims)
     return state
 

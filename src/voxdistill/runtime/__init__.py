@@ -1,4 +1,4 @@
-"""One recogniser interface for every runtime voxdistill runs a Whisper model in.
+"""One recogniser interface for every runtime voxdistill runs a model in.
 
 A *recogniser* is a model loaded in one runtime: clips that fit its window go in, token ids come
 out, decoded with the shared `DecodingOptions`. Transcription (long audio included), evaluation and
@@ -10,6 +10,10 @@ pseudo-labelling talk to it only through `Recogniser`, so they do not know which
 - ``ct2`` (`runtime.ct2_backend`): CTranslate2 (``ctranslate2.models.Whisper``) with a compute type
   (int8, int8_float32, int16, float32, ... as the CPU supports), fed by the model's own feature
   extractor, so a student with a shorter window runs with it.
+
+CTC students (`models.ctc`) are recognisers too (`runtime.ctc_backend`): their "tokens" are
+characters, decoded greedily from one forward pass, in ``torch`` or ``onnx`` (onnxruntime on the
+student's ONNX export).
 
 A model in another runtime or precision is numerically another model: its fingerprint names the
 runtime (`models.fingerprint`).
@@ -30,7 +34,9 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.teacher.topk import TopK
 
-BACKENDS = ("torch", "ct2")
+BACKENDS = ("torch", "ct2", "onnx")  # onnx: CTC students only
+WHISPER_BACKENDS = ("torch", "ct2")
+CTC_BACKENDS = ("torch", "onnx")
 TORCH_COMPUTE_TYPES = ("float32", "int8")  # int8: the decoder in dynamic int8 (models.quantize)
 
 
@@ -40,7 +46,7 @@ class RuntimeConfigError(VoxdistillError):
 
 @dataclass(frozen=True)
 class Runtime:
-    backend: str = "torch"  # torch | ct2
+    backend: str = "torch"  # torch | ct2 | onnx
     compute_type: str = "float32"  # torch: float32 or int8; ct2: a CTranslate2 compute type this CPU supports
 
     def __post_init__(self):
@@ -68,6 +74,8 @@ def compute_types(backend: str) -> tuple[str, ...]:
     """Compute types ``backend`` runs on this CPU."""
     if backend == "torch":
         return TORCH_COMPUTE_TYPES
+    if backend == "onnx":
+        return ("float32",)
     import ctranslate2
 
     return tuple(sorted(ctranslate2.get_supported_compute_types("cpu")))
@@ -148,7 +156,20 @@ def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | Non
     loaded in ``runtime``. A model that is not yet a folder the runtime reads is converted into the
     cache first (CTranslate2 -> Hugging Face for torch; anything else -> CTranslate2 for ct2, through
     `export.exporter.ct2_folder_for`, weights stored as the compute type).
+    A CTC student folder runs in torch or onnx (exported into the cache when it has no ONNX file).
     ``threads``: the runtime's intra-op threads (None: torch's current setting)."""
+    from voxdistill.models.ctc import is_ctc_folder
+
+    if is_ctc_folder(model):
+        if runtime.backend not in CTC_BACKENDS or runtime.compute_type != "float32":
+            raise RuntimeConfigError(f"{model}: a CTC student runs in {' or '.join(CTC_BACKENDS)} at float32, "
+                                     f"not {runtime}")
+        from voxdistill.runtime.ctc_backend import load_ctc_recogniser
+
+        return load_ctc_recogniser(model, runtime.backend, threads or torch.get_num_threads())
+    if runtime.backend not in WHISPER_BACKENDS:
+        raise RuntimeConfigError(f"{model}: a Whisper model runs in {' or '.join(WHISPER_BACKENDS)}; "
+                                 f"--runtime {runtime.backend} runs CTC students")
     if runtime.backend == "torch":
         from voxdistill.runtime.torch_backend import load_torch_recogniser
 
