@@ -111,3 +111,28 @@ def test_token_kl_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
         ctc_setup / "student")}, loss={"kd_weight": 1.0}))
     with pytest.raises(CTCConfigError, match="loss.kd_weight must be 0"):
         distill(config, progress=False)
+
+
+def test_ctc_student_in_export_evaluate_report_and_card(ctc_setup, tiny_random_whisper, tmp_path):
+    """The family goes everywhere a Whisper student goes: exported to ONNX through `export`,
+    evaluated beside its teacher (the CTC student in onnxruntime), reported, carded."""
+    from voxdistill.cli import main
+    from voxdistill.evaluation.evaluate import EvalSettings, evaluate
+    from voxdistill.evaluation.report import build_report
+    from voxdistill.export.model_card import write_model_card
+
+    student = ctc_setup / "student"
+    assert main(["export", str(student), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+    assert main(["export", str(student), "--format", "ct2", "--out", str(tmp_path / "ct2")]) == 2
+    settings = EvalSettings(latency_clips=2, warmup_clips=1, ctc_runtime=Runtime("onnx"))
+    result = evaluate([str(tiny_random_whisper), str(student)], [ctc_setup / "speech.jsonl"],
+                      tmp_path / "eval" / "metrics.json", settings, progress=False)
+    ctc = result["models"][1]
+    assert ctc["runtime"] == {"backend": "onnx", "compute_type": "float32"}
+    assert result["models"][0]["runtime"] == {"backend": "torch", "compute_type": "float32"}
+    assert ctc["overall"]["wer"] is not None and ctc["overall"]["latency_ms_p50"] > 0 and ctc["role"] == "student"
+    page = build_report([tmp_path / "eval" / "metrics.json"], tmp_path / "report.html").read_text()
+    assert ctc["model"] in page
+    card = write_model_card(student, result, ctc["model"]).read_text()
+    assert "CTC student" in card and "--runtime onnx" in card and "onnxruntime float32" in card

@@ -209,9 +209,11 @@ def test_bad_export_options_are_refused(tiny_random_whisper, tmp_path, capsys):
 
     assert main(["export", model, "--format", "ct2", "--out", str(taken)]) == 2
     assert f"--out {taken}: already exists" in capsys.readouterr().err
+    assert main(["export", model, "--format", "onnx", "--out", str(tmp_path / "b")]) == 2
+    assert "is a Whisper model; export it with --format hf or ct2" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
-        main(["export", model, "--format", "onnx", "--out", str(tmp_path / "b")])
-    assert stop.value.code == 2 and "argument --format: invalid choice: 'onnx'" in capsys.readouterr().err
+        main(["export", model, "--format", "tflite", "--out", str(tmp_path / "b")])
+    assert stop.value.code == 2 and "argument --format: invalid choice: 'tflite'" in capsys.readouterr().err
 
 
 def test_bad_runtime_options_are_refused(tiny_random_whisper, speech_dir, capsys):

@@ -81,7 +81,9 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
         size = (f" It has {student['parameters'] / 1e6:.1f} M parameters, "
                 f"{student['parameters'] / reference['parameters']:.0%} of the teacher's.")
     layers = ""
-    if shape:
+    if shape and "decoder_layers" not in shape:  # a CTC student: no decoder
+        layers = f" It keeps {shape['encoder_layers']} encoder layers of width {shape['d_model']}."
+    elif shape:
         layers = (f" It keeps {shape['encoder_layers']} encoder and {shape['decoder_layers']} decoder layers "
                   f"of width {shape['d_model']}.")
     window = provenance.get("window_seconds") or {}
