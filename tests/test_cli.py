@@ -118,3 +118,10 @@ def test_console_script_prints_one_line_per_file(speech_dir):
     lines = result.stdout.strip().split("\n")
     assert [line.split("\t")[0] for line in lines] == files
     assert "report" in lines[1].split("\t")[1].lower()
+
+
+def test_evaluate_takes_every_manifest_however_given():
+    """A repeated --manifest adds to the sets instead of silently replacing the earlier ones."""
+    args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "a.jsonl", "b.jsonl",
+                                      "--manifest", "c.jsonl", "--out", "x.json"])
+    assert args.manifest == [Path("a.jsonl"), Path("b.jsonl"), Path("c.jsonl")]

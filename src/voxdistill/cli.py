@@ -606,8 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{MODEL_HELP} (repeatable; the first is the reference)")
     p.add_argument("--label", action="append", default=None, metavar="NAME",
                    help="a name per --model, in order (default: bundled name, run name, or folder name)")
-    p.add_argument("--manifest", type=Path, nargs="+", required=True, metavar="MANIFEST",
-                   help="JSON Lines manifests with reference text; each is a set named after its file")
+    # extend: `--manifest a b` and `--manifest a --manifest b` both give both (append would nest,
+    # and plain nargs would keep only the last flag's manifests).
+    p.add_argument("--manifest", type=Path, nargs="+", action="extend", required=True, metavar="MANIFEST",
+                   help="JSON Lines manifests with reference text (repeatable); each is a set named after its file")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
     _decoding_arguments(p, batch="utterances per forward pass for accuracy and throughput")
     _runtime_arguments(p)
