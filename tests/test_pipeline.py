@@ -52,7 +52,15 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
         assert record["decoder_layers"] == [1] and record["window_seconds"]["student"] == window
     html = (out / "report.html").read_text()
     assert "askd" in html and "<svg" in html and "test-ood-noise" in html
-    assert [line.split("]")[0] for line in first if line.startswith("[")] == [f"[{i}/8" for i in range(1, 9)]
+    assert [line.split("]")[0] for line in first if line.startswith("[")] == [f"[{i}/9" for i in range(1, 10)]
+    # The deployed runtime (CTranslate2 int8 by default): the same models evaluated again, side by
+    # side with PyTorch in the report, the cards and the printed headline.
+    deployed = json.loads((out / "eval-ct2-int8" / "metrics.json").read_text())
+    assert deployed["runtime"]["backend"] == "ct2" and deployed["runtime"]["compute_type"] == "int8"
+    assert [r["model"] for r in deployed["models"]] == [r["model"] for r in result["models"]]
+    assert "Runtimes side by side" in html and "CTranslate2 int8" in html
+    assert "### By runtime" in card and "CTranslate2 int8" in card and "PyTorch float32" in card
+    assert any("teacher vs student" in said and "CTranslate2 int8" in said and "faster" in said for said in first)
 
     again: list[str] = []
     second = run_pipeline(config, progress=False, say=again.append)

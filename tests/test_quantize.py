@@ -52,3 +52,44 @@ def test_torch_int8_runtime_names_itself_and_keeps_the_float32_identity(tiny_ran
     assert int8.parameters == exact.parameters
     clip = load_audio(speech_dir / "fox.wav")
     assert len(generate_tokens(int8, [clip], DecodingOptions(max_new_tokens=8))[0]) > 0
+
+
+def test_int8_rows_rounds_each_row_to_its_own_grid():
+    from voxdistill.models.quantize import int8_rows
+
+    t = torch.tensor([[0.5, -1.27, 0.004], [100.0, 3.0, -50.0]])
+    q = int8_rows(t)
+    scales = t.abs().amax(-1, keepdim=True) / 127
+    assert torch.allclose(q / scales, torch.round(q / scales), atol=1e-4)  # on the grid
+    assert (q - t).abs().le(scales / 2 + 1e-6).all() and torch.equal(q[:, :1].sign(), t[:, :1].sign())
+
+
+def test_fake_int8_rounds_in_training_and_comes_out_exactly(tiny_random_whisper, speech_dir):
+    """Quantisation-aware training's forward computes int8-rounded products while gradients reach
+    the float weights; removing it gives back the model, weights tied as before, bit for bit."""
+    from voxdistill.models.quantize import add_fake_int8, int8_rows, remove_fake_int8
+
+    whisper = load_whisper(str(tiny_random_whisper), frozen=False)
+    model = whisper.model
+    features = whisper.processor.feature_extractor(
+        [load_audio(next(speech_dir.glob("*.wav")))], sampling_rate=16000, return_tensors="pt").input_features
+    decoder_input = torch.tensor([[50257, 50362, 464, 2068]])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        exact = model(input_features=features, decoder_input_ids=decoder_input).logits
+    add_fake_int8(model)
+    layer = model.model.decoder.layers[0].fc1
+    x = torch.randn(3, layer.in_features)
+    expected = int8_rows(x) @ int8_rows(layer.parametrizations.weight.original).T + layer.bias
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    rounded = model(input_features=features, decoder_input_ids=decoder_input).logits
+    assert not torch.allclose(rounded, exact) and torch.allclose(rounded, exact, atol=0.5)
+    rounded.sum().backward()
+    assert layer.parametrizations.weight.original.grad is not None
+    assert model.proj_out.weight is not None and model.model.decoder.embed_tokens.weight is \
+        model.proj_out.parametrizations.weight.original  # still tied
+    remove_fake_int8(model)
+    assert model.proj_out.weight is model.model.decoder.embed_tokens.weight
+    assert model.state_dict().keys() == before.keys() and all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    with torch.no_grad():
+        assert torch.equal(model(input_features=features, decoder_input_ids=decoder_input).logits, exact)

@@ -246,7 +246,8 @@ def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...], seeds: tuple[i
     config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
                             decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
                             steps=args.steps, seed=args.seed, seeds=seeds, latency_clips=args.latency_clips,
-                            real_speech=_real_speech_folder(args.real_speech))
+                            real_speech=_real_speech_folder(args.real_speech),
+                            deployed_runtime=None if args.deployed_runtime == "none" else args.deployed_runtime)
     start = time.perf_counter()
     result = run_pipeline(config)
     print(f"\nreport: {result['report']}  (open it in a browser)")
@@ -393,6 +394,9 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
                    help="clips per test set timed at batch 1 (default 20)")
+    p.add_argument("--deployed-runtime", default="ct2:int8", metavar="BACKEND:TYPE|none",
+                   help="evaluate teacher and students again in the runtime the student ships in, beside "
+                        "PyTorch float32 (default ct2:int8, CTranslate2 as faster-whisper runs it; 'none' to skip)")
     p.add_argument("--real-speech", default=None, metavar="DIR|none",
                    help="a folder of real human speech with .txt transcripts beside each clip, scored as "
                         f"the set real-speech next to the synthetic ones (default: {SHARED_REAL_SPEECH} "

@@ -31,6 +31,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.metrics import scoring_identity
 from voxdistill.evaluation.report import build_report
+from voxdistill.evaluation.report_inputs import format_percent, format_ratio, runtime_name, speedup
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
 from voxdistill.files import sha256_of_files, write_text_atomic
@@ -38,6 +39,7 @@ from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
     STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_seconds,
 )
+from voxdistill.runtime import Runtime
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
 # The recipe YAMLs, which the pipeline points at its own folders: package data, so that they are found
@@ -73,6 +75,9 @@ class PipelineConfig:
     # A folder of real human speech with .txt transcripts (``corpus import`` layout), scored as the
     # set ``real-speech``: the built-in corpus is synthetic, and a student can forget real voices.
     real_speech: Path | None = None
+    # The runtime the student is deployed in, "backend:compute_type": teacher and students are
+    # evaluated in it too (eval-<backend>-<type>/), beside PyTorch float32 (eval/); None = PyTorch only.
+    deployed_runtime: str | None = "ct2:int8"
 
     def __post_init__(self):
         for recipe in self.recipes:
@@ -87,6 +92,13 @@ class PipelineConfig:
                                   f"got {self.window_seconds!r}")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise VoxdistillError(f"seeds must be one or more different numbers, got {list(self.seeds)}")
+        self.deployed()  # validates
+
+    def deployed(self) -> Runtime | None:
+        if self.deployed_runtime is None:
+            return None
+        backend, _, compute_type = self.deployed_runtime.partition(":")
+        return Runtime.of(backend, compute_type or None)
 
     def distill_seeds(self) -> tuple[int, ...]:
         return (self.seed,) if self.seeds is None else tuple(self.seeds)
@@ -212,10 +224,17 @@ def _refuse_other_settings(run: DistillConfig) -> None:
                               f"use another --out, or delete that folder to train it again")
 
 
-def _evaluate(config: PipelineConfig, models: list[str], progress: bool) -> tuple[dict, str]:
-    metrics_path, inputs_path = config.out / "eval" / "metrics.json", config.out / "eval" / "inputs.json"
+def eval_folder(config: PipelineConfig, runtime: Runtime = Runtime()) -> Path:
+    """eval/ for PyTorch float32, eval-<backend>-<compute type>/ for another runtime."""
+    return config.out / ("eval" if runtime == Runtime() else f"eval-{runtime.backend}-{runtime.compute_type}")
+
+
+def _evaluate(config: PipelineConfig, models: list[str], progress: bool,
+              runtime: Runtime = Runtime()) -> tuple[dict, str]:
+    folder = eval_folder(config, runtime)
+    metrics_path, inputs_path = folder / "metrics.json", folder / "inputs.json"
     manifests = eval_manifests(config)
-    settings = EvalSettings(latency_clips=config.latency_clips)
+    settings = EvalSettings(latency_clips=config.latency_clips, runtime=runtime)
     inputs = _evaluation_inputs(models, manifests, settings)
     previous = json.loads(inputs_path.read_text()) if inputs_path.is_file() else None
     if previous == inputs and metrics_path.is_file():
@@ -264,7 +283,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
     out = config.out
     seeds = config.distill_seeds()
     starting_points = list(dict.fromkeys(student_folder(config, recipe).name for recipe in config.recipes))
-    stages = Stages(5 + len(starting_points) + len(config.recipes) * len(seeds), say)
+    deployed = config.deployed()
+    stages = Stages(5 + (deployed is not None) + len(starting_points) + len(config.recipes) * len(seeds), say)
     corpus = out / "corpus"
 
     def synthesize() -> str:
@@ -305,18 +325,56 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
 
     stages.run(f"evaluate teacher and student{'s' if len(models) > 2 else ''} on {', '.join(m.stem for m in eval_manifests(config))}",
                evaluation)
+    deployed_result: dict | None = None
+
+    def deployed_evaluation() -> str:
+        nonlocal deployed_result
+        deployed_result, note = _evaluate(config, models, progress, deployed)
+        return note
+
+    if deployed is not None:
+        stages.run(f"evaluate the same models in the deployed runtime, {deployed}", deployed_evaluation)
+    other_runtimes = [deployed_result] if deployed_result is not None else []
 
     def cards() -> str:
-        written = [write_model_card(Path(r["source"]), result, r["model"]) for r in result["models"]
+        written = [write_model_card(Path(r["source"]), result, r["model"], other_runtimes) for r in result["models"]
                    if r["role"] == "student"]
         return ", ".join(str(p) for p in written)
 
     stages.run("model cards", cards)
     report = out / "report.html"
-    stages.run("report", lambda: f"-> {build_report([out / 'runs', out / 'eval' / 'metrics.json'], report, title=f'voxdistill: {out.name}')}")
+    evaluations = [eval_folder(config) / "metrics.json"] + ([eval_folder(config, deployed) / "metrics.json"]
+                                                             if deployed is not None else [])
+    stages.run("report", lambda: f"-> {build_report([out / 'runs', *evaluations], report, title=f'voxdistill: {out.name}')}")
     say("")
     say(format_table(result))
+    if deployed_result is not None:
+        say("")
+        say(format_table(deployed_result))
+        say("")
+        say(headline([deployed_result, result]))
     if len(seeds) > 1:
         say("")
         say(format_over_seeds(over_seeds))
-    return result | {"report": str(report), "stage_seconds": stages.seconds, "over_seeds": over_seeds}
+    return result | {"report": str(report), "stage_seconds": stages.seconds, "over_seeds": over_seeds,
+                     "deployed": deployed_result}
+
+
+def _ms(model: dict) -> str:
+    p50 = model["overall"].get("latency_ms_p50")
+    return "–" if p50 is None else f"{p50:.0f} ms"
+
+
+def headline(evaluations: list[dict]) -> str:
+    """Each student against the teacher in each evaluation's runtime: batch-1 latency p50, speed-up
+    and WER over all sets, the deployed runtime first."""
+    lines = ["teacher vs student, batch 1 (p50 latency), WER over all sets:"]
+    for metrics in evaluations:
+        runtime = runtime_name(metrics["runtime"])
+        reference = metrics["models"][0]
+        for model in metrics["models"][1:]:
+            faster = speedup(metrics["ratios"][model["model"]])
+            lines.append(f"  {runtime:<20} {model['model']}: {_ms(model)} vs {_ms(reference)}, "
+                         f"{format_ratio(faster)} faster; WER {format_percent(model['overall']['wer'])} vs "
+                         f"{format_percent(reference['overall']['wer'])}")
+    return "\n".join(lines)

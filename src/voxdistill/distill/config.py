@@ -84,6 +84,11 @@ class OptimConfig:
     # the teacher's: on little data, updating 20M+ embedding weights overfits the training text.
     freeze_embeddings: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast; fp16 needs a GPU
+    # Quantisation-aware training for int8 deployment (CTranslate2 int8): every linear layer computes
+    # with int8-rounded weights and inputs, as CTranslate2 does, gradients passing straight through;
+    # the exported student holds the float weights, which the int8 conversion then rounds. Whisper
+    # students only.
+    quantization_aware: bool = False
 
     def __post_init__(self):
         if self.lr <= 0 or self.max_steps < 1 or self.grad_accum < 1 or self.warmup_steps < 0:

@@ -45,6 +45,9 @@ class CTCTrainer(Trainer):
         if c.optim.freeze_embeddings:
             raise CTCConfigError(f"{c.student} is a CTC student: it has no token embeddings; set "
                                  f"optim.freeze_embeddings=false")
+        if c.optim.quantization_aware:
+            raise CTCConfigError(f"{c.student} is a CTC student: optim.quantization_aware is for Whisper students "
+                                 f"deployed in CTranslate2 int8; a CTC student runs in float32")
         if c.eval.num_beams != 1:
             raise CTCConfigError(f"{c.student} is a CTC student: it decodes greedily; set eval.num_beams=1")
         student, self.feature_extractor, self.ctc_config = load_ctc_student(c.student)

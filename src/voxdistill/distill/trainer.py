@@ -57,6 +57,7 @@ from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.loading import Whisper, load_whisper
+from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
 
@@ -493,6 +494,8 @@ class WhisperTrainer(Trainer):
         # Through load_whisper, so a damaged or pickle-only student folder gets the same errors as anywhere.
         loaded = load_whisper(str(self.config.student), frozen=False)
         self.processor, student = loaded.processor, loaded.model
+        if self.config.optim.quantization_aware:
+            add_fake_int8(student)  # before anything copies or hashes the student
         self.feature_extractor = self.processor.feature_extractor
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
@@ -514,6 +517,8 @@ class WhisperTrainer(Trainer):
         return Whisper(model, self.processor, "student", None)
 
     def _write_model(self, model: WhisperForConditionalGeneration, folder: Path) -> None:
+        if self.config.optim.quantization_aware:
+            model = remove_fake_int8(copy.deepcopy(model))  # the float weights int8 conversion rounds
         model.save_pretrained(folder)
         self.processor.save_pretrained(folder)
         self.processor.feature_extractor.save_pretrained(folder)  # preprocessor_config.json, as save_student

@@ -45,3 +45,59 @@ def quantize_decoder_int8(whisper: Whisper) -> Whisper:
         model.model.decoder = torch.ao.quantization.quantize_dynamic(model.model.decoder, qconfig_spec=qconfig)
     model.eval()
     return whisper
+
+
+# -- quantisation-aware training -------------------------------------------------------------------
+#
+# CTranslate2 at int8 on a CPU stores each linear layer's weight as int8 with one scale per output
+# row (symmetric, round to nearest) and quantises each input vector of a matrix product the same way
+# when it is computed. `add_fake_int8` makes a PyTorch model compute exactly those rounded values in
+# its forward pass (weights and inputs of every nn.Linear) while gradients pass straight through the
+# rounding, so distillation can train a student to be accurate *after* int8 rounding.
+# `remove_fake_int8` takes the rounding out again; the float weights it leaves are the ones to export.
+
+
+def int8_rows(t: torch.Tensor) -> torch.Tensor:
+    """``t`` rounded to int8 with one symmetric scale per row (last dimension), back in float."""
+    scale = t.detach().abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / 127.0
+    return torch.clamp(torch.round(t / scale), -127, 127) * scale
+
+
+def _straight_through(t: torch.Tensor) -> torch.Tensor:
+    return t + (int8_rows(t) - t).detach()
+
+
+class _FakeInt8Weight(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return _straight_through(weight)
+
+
+def _fake_int8_input(module: nn.Module, args: tuple) -> tuple:
+    return (_straight_through(args[0]), *args[1:])
+
+
+def add_fake_int8(model: nn.Module) -> nn.Module:
+    """Every nn.Linear of ``model`` computes with int8-rounded weights and inputs (in place; returned).
+    A weight shared by two modules (Whisper's output projection and token embedding) is rounded where
+    the linear layer uses it; the embedding lookup stays float, as a lookup needs no product."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and not parametrize.is_parametrized(module, "weight"):
+            parametrize.register_parametrization(module, "weight", _FakeInt8Weight(), unsafe=True)
+            module.register_forward_pre_hook(_fake_int8_input)
+    return model
+
+
+def remove_fake_int8(model: nn.Module) -> nn.Module:
+    """Undo `add_fake_int8` (in place; returned): plain float weights, as trained."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            # By identity, not through handles: a deep copy of the model (a checkpoint's or the
+            # self-teacher's) has its own hook dictionaries, which old handles would not reach.
+            for key in [k for k, hook in module._forward_pre_hooks.items() if hook is _fake_int8_input]:
+                del module._forward_pre_hooks[key]
+    return model
