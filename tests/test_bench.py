@@ -54,7 +54,8 @@ def bench(tiny_random_whisper, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(PRESETS, "small", SMALL)
         config = PipelineConfig(out=tmp_path_factory.mktemp("bench") / "bench", teacher=str(tiny_random_whisper),
-                                recipes=("teacher-ft",), preset="small", steps=4, seeds=(0, 1), latency_clips=1)
+                                recipes=("teacher-ft",), preset="small", steps=4, seeds=(0, 1), latency_clips=1,
+                                deployed_runtime=None)  # the deployed runtime's evaluation: test_pipeline
         result = run_pipeline(config, progress=False, say=lines.append)
     return config, result, lines
 

@@ -83,6 +83,10 @@ def test_unknown_recipe_or_preset_is_refused_before_any_work(tmp_path):
         PipelineConfig(out=tmp_path, recipes=("distil-everything",))
     with pytest.raises(VoxdistillError, match="unknown corpus preset"):
         PipelineConfig(out=tmp_path, preset="huge")
+    with pytest.raises(VoxdistillError, match="--compute-type int4"):
+        PipelineConfig(out=tmp_path, deployed_runtime="ct2:int4")
+    with pytest.raises(VoxdistillError, match="--runtime tpu"):
+        PipelineConfig(out=tmp_path, deployed_runtime="tpu")
     assert not any(tmp_path.iterdir())
 
 

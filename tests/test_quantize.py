@@ -93,3 +93,35 @@ def test_fake_int8_rounds_in_training_and_comes_out_exactly(tiny_random_whisper,
     assert model.state_dict().keys() == before.keys() and all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     with torch.no_grad():
         assert torch.equal(model(input_features=features, decoder_input_ids=decoder_input).logits, exact)
+
+
+def test_quantization_aware_distillation_exports_plain_float_weights(tiny_random_whisper, speech_dir, tmp_path):
+    """A run with optim.quantization_aware trains through the rounding and exports an ordinary
+    Hugging Face student (no parametrisation keys), whose weights moved, that loads and converts."""
+    from safetensors.torch import load_file
+
+    from tests.test_pseudo_label import speech_manifest
+    from voxdistill.config import from_dict
+    from voxdistill.distill.config import DistillConfig
+    from voxdistill.distill.trainer import distill
+    from voxdistill.models.student import StudentSpec, build_student, save_student
+
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,)))
+    save_student(student, teacher.processor, provenance, str(tiny_random_whisper), teacher.fingerprint.digest,
+                 tmp_path / "student")
+    config = from_dict(DistillConfig, {
+        "student": str(tmp_path / "student"), "out": str(tmp_path / "run"),
+        "data": {"train_manifest": str(speech_manifest(speech_dir, tmp_path / "speech.jsonl", copies=2)),
+                 "batch_size": 2, "bucket_size": 4, "labels": "reference"},
+        "teacher": {"mode": "none"}, "loss": {"kd_weight": 0.0}, "eval": {"every_steps": 0},
+        "optim": {"max_steps": 3, "warmup_steps": 1, "lr": 1e-3, "freeze_encoder": True, "quantization_aware": True},
+    })
+    distill(config, progress=False)
+    exported = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    initial = load_file(str(tmp_path / "student" / "model.safetensors"))
+    assert exported.keys() == initial.keys() and not any("parametrizations" in k for k in exported)
+    assert not torch.equal(exported["model.decoder.layers.0.fc1.weight"], initial["model.decoder.layers.0.fc1.weight"])
+    assert torch.equal(exported["model.encoder.layers.0.fc1.weight"], initial["model.encoder.layers.0.fc1.weight"])
+    reloaded = load_whisper(str(tmp_path / "run" / "model"))
+    assert transcribe_audio(reloaded, [load_audio(next(speech_dir.glob("*.wav")))], DecodingOptions(max_new_tokens=5))

@@ -177,11 +177,12 @@ def _write_cards(result: dict) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from voxdistill.evaluation.evaluate import disk_bytes
     from voxdistill.export.exporter import EXPORT_RECORD, export_model
 
     out = export_model(args.model, args.format, args.out, args.quantization)
     record = json.loads((out / EXPORT_RECORD).read_text())
-    size = sum(p.stat().st_size for p in out.iterdir() if p.suffix in (".bin", ".safetensors"))
+    size = disk_bytes(out)
     print(f"{args.model} -> {out} ({args.format}, {args.quantization}, {size / 1e6:.1f} MB of weights, "
           f"{record['window_seconds']} s window)")
     return 0
