@@ -234,8 +234,8 @@ def run_sweep(args: argparse.Namespace) -> None:
             raise ShapeError(f"shapes {seen[key]} and {name} are the same student ({record}); give each once")
         seen[key] = name
     stages.run(f"students from {args.teacher}'s layers -> {out}/<shape>/student",
-               lambda: "; ".join(make_student(name, spec, teacher, args.teacher, out / name)
-                                 for name, spec in specs.items()))
+               lambda t=teacher: "; ".join(make_student(name, spec, t, args.teacher, out / name)
+                                           for name, spec in specs.items()))
     del teacher  # the trainer and the evaluation load what they need
 
     def train(name: str) -> str:
