@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.test_distill import cli, final_checkpoint, write_config
+from tests.test_distill import cli, config_dict, final_checkpoint, write_config
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.audio import load_audio
 from voxdistill.config import from_dict
@@ -35,19 +35,12 @@ def ctc_setup(tiny_random_whisper, speech_dir, tmp_path_factory):
 
 
 def ctc_config(root, out, **sections) -> dict:
-    base = {
-        "student": str(root / "student"), "out": str(out), "seed": 3,
-        "data": {"train_manifest": str(root / "speech.jsonl"), "batch_size": 2, "bucket_size": 4,
-                 "shuffle_buffer": 4, "labels": "reference"},
-        "teacher": {"mode": "none"},
-        "loss": {"kd_weight": 0.0},
-        "optim": {"max_steps": 6, "warmup_steps": 2, "lr": 1e-3},
-        "eval": {"every_steps": 0},
-        "checkpoint": {"every_steps": 100, "keep_last": 2},
-    }
+    """`test_distill.config_dict`'s run, on the references of ``root/speech.jsonl`` without a teacher."""
+    ctc = {"data": {"train_manifest": str(root / "speech.jsonl"), "labels": "reference"},
+           "teacher": {"mode": "none"}, "loss": {"kd_weight": 0.0}}
     for key, value in sections.items():
-        base[key] = {**base.get(key, {}), **value}
-    return base
+        ctc[key] = {**ctc.get(key, {}), **value}
+    return config_dict(root, out, **ctc)
 
 
 def test_init_cli_refuses_whisper_only_options(ctc_setup, tiny_random_whisper, tmp_path):

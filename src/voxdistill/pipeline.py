@@ -31,7 +31,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.metrics import scoring_identity
 from voxdistill.evaluation.report import build_report
-from voxdistill.evaluation.report_inputs import format_percent, format_ratio, runtime_name, speedup
+from voxdistill.evaluation.report_inputs import format_ms, format_percent, format_ratio, runtime_name, speedup
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
 from voxdistill.files import sha256_of_files, write_text_atomic
@@ -360,11 +360,6 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
                      "deployed": deployed_result}
 
 
-def _ms(model: dict) -> str:
-    p50 = model["overall"].get("latency_ms_p50")
-    return "–" if p50 is None else f"{p50:.0f} ms"
-
-
 def headline(evaluations: list[dict]) -> str:
     """Each student against the teacher in each evaluation's runtime: batch-1 latency p50, speed-up
     and WER over all sets, the deployed runtime first."""
@@ -374,7 +369,8 @@ def headline(evaluations: list[dict]) -> str:
         reference = metrics["models"][0]
         for model in metrics["models"][1:]:
             faster = speedup(metrics["ratios"][model["model"]])
-            lines.append(f"  {runtime:<20} {model['model']}: {_ms(model)} vs {_ms(reference)}, "
+            lines.append(f"  {runtime:<20} {model['model']}: {format_ms(model['overall'].get('latency_ms_p50'))} vs "
+                         f"{format_ms(reference['overall'].get('latency_ms_p50'))}, "
                          f"{format_ratio(faster)} faster; WER {format_percent(model['overall']['wer'])} vs "
                          f"{format_percent(reference['overall']['wer'])}")
     return "\n".join(lines)

@@ -78,6 +78,10 @@ def speedup(ratios: Mapping) -> float | None:
     return ratios.get("speedup") or (1 / latency if latency else None)
 
 
+def format_ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} ms"
+
+
 def runtime_name(runtime: Mapping) -> str:
     """"CTranslate2 int8" for ``{"backend": "ct2", "compute_type": "int8"}``."""
     engine = {"torch": "PyTorch", "ct2": "CTranslate2", "onnx": "onnxruntime"}.get(runtime["backend"], runtime["backend"])

@@ -13,7 +13,7 @@ import yaml
 
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.report_inputs import (
-    config_summary, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
+    config_summary, format_ms, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
 )
 from voxdistill.files import write_text_atomic
 from voxdistill.models.student import STUDENT_FILE
@@ -190,7 +190,7 @@ def _by_runtime(evaluations: Sequence[Mapping], label: str) -> str:
         faster = speedup(metrics.get("ratios", {}).get(label, {}))
         rows.append(f"| {model_runtime(metrics, student)} | {model_runtime(metrics, reference)} "
                     f"| {format_percent(student['overall'].get('wer'))} | {format_percent(reference['overall'].get('wer'))} "
-                    f"| {student['overall'].get('latency_ms_p50') or 0:.0f} ms | {reference['overall'].get('latency_ms_p50') or 0:.0f} ms "
+                    f"| {format_ms(student['overall'].get('latency_ms_p50'))} | {format_ms(reference['overall'].get('latency_ms_p50'))} "
                     f"| {format_ratio(faster)} |")
     return "\n".join([
         "### By runtime\n",
@@ -212,13 +212,10 @@ def _ctc_usage(model_dir: Path) -> str:
 
 
 def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:
-    def latency(stats: Mapping) -> str:
-        return "–" if stats.get("latency_ms_p50") is None else f"{stats['latency_ms_p50']:.0f} ms"
-
     n = student.get("n", reference.get("n", "–"))
     return (f"| {_cell(name)} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
             f"| {format_percent(student.get('drift_wer'))} | {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
-            f"| {latency(student)} | {latency(reference)} |")
+            f"| {format_ms(student.get('latency_ms_p50'))} | {format_ms(reference.get('latency_ms_p50'))} |")
 
 
 def _usage(model_dir: Path) -> str:
