@@ -81,6 +81,8 @@ def cmd_student_init(args: argparse.Namespace) -> int:
     config = teacher.model.config
     encoder_layers = parse_layers(args.encoder_layers, config.encoder_layers, name="--encoder-layers")
     if args.family == "ctc":
+        if args.pad_step is not None:
+            raise VoxdistillError("--pad-step is for Whisper students; a CTC student reads its whole window")
         return _init_ctc_student(args, teacher, encoder_layers)
     from voxdistill.models.student import StudentSpec, build_student, save_student
 
@@ -88,6 +90,7 @@ def cmd_student_init(args: argparse.Namespace) -> int:
         encoder_layers=tuple(encoder_layers),
         decoder_layers=tuple(parse_layers(args.decoder_layers, config.decoder_layers, name="--decoder-layers")),
         d_model=args.d_model, ffn_dim=args.ffn_dim, window_seconds=args.window_seconds,
+        pad_step_seconds=args.pad_step,
     )
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, teacher_source=args.teacher,
@@ -184,7 +187,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     record = json.loads((out / EXPORT_RECORD).read_text())
     size = disk_bytes(out)
     print(f"{args.model} -> {out} ({args.format}, {args.quantization}, {size / 1e6:.1f} MB of weights, "
-          f"{record['window_seconds']} s window)")
+          f"{record['window_seconds']} s window"
+          + (f", each clip padded to the next {record['pad_step_seconds']:g} s)" if record.get("pad_step_seconds")
+             else ")"))
     return 0
 
 
@@ -246,7 +251,7 @@ def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...], seeds: tuple[i
 
     config = PipelineConfig(out=args.out, teacher=args.teacher, recipes=recipes, preset=args.preset,
                             decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
-                            steps=args.steps, seed=args.seed, seeds=seeds, latency_clips=args.latency_clips,
+                            pad_step_seconds=args.pad_step, steps=args.steps, seed=args.seed, seeds=seeds, latency_clips=args.latency_clips,
                             real_speech=_real_speech_folder(args.real_speech),
                             deployed_runtime=None if args.deployed_runtime == "none" else args.deployed_runtime)
     start = time.perf_counter()
@@ -369,6 +374,15 @@ def _at_least(minimum: int | float, kind: type = int):
     return number
 
 
+def _pad_step(value: str) -> float | None:
+    if value == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: seconds (e.g. 1 or 0.5), or 'none'") from None
+
+
 def _window(value: str) -> int | str | None:
     if value in ("auto", "teacher"):
         return None if value == "teacher" else value
@@ -391,6 +405,9 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--window-seconds", type=_window, default="auto", metavar="S|auto|teacher",
                    help="the student's audio window: seconds, 'auto' (default: the longest training "
                         "utterance, rounded up) or 'teacher' (the teacher's 30 s)")
+    p.add_argument("--pad-step", type=_pad_step, default=1.0, metavar="S|none",
+                   help="the student encodes each clip at its own length, zero-padded to the next multiple of S "
+                        "seconds (default 1); 'none' pads every clip to the whole window")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps per recipe (default 300)")
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
@@ -574,6 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds of audio the student's encoder sees at once (default: the teacher's 30); "
                            "clips are zero-padded to it, so a window that just fits your clips saves encoder "
                            "time; longer audio is cut into windows")
+    init.add_argument("--pad-step", type=float, default=None, metavar="S",
+                      help="Whisper students: encode each clip at its own length, zero-padded to the next multiple "
+                           "of S seconds (at most the window; a multiple of 0.02), instead of to the whole window: "
+                           "a 4 s clip costs 4 s of encoder work. Distillation trains it on exactly that padding")
     init.add_argument("--out", type=Path, required=True, help="student folder (must not exist or be empty)")
     init.set_defaults(func=cmd_student_init)
 

@@ -66,6 +66,9 @@ class PipelineConfig:
     # The student's audio window in seconds; None = the teacher's 30; "auto" = the longest training
     # utterance, rounded up (every clip fits, and no more padding than that is computed).
     window_seconds: int | Literal["auto"] | None = "auto"
+    # Each clip encoded at its own length, padded to the next multiple of this many seconds (not to
+    # the window): the encoder's work follows the clip. None = padded to the window.
+    pad_step_seconds: float | None = 1.0
     steps: int = 300  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
     seed: int = 0  # the corpus's seed, and the distillation seed of runs/<recipe>/
     # Distillation seeds: each recipe is trained once per seed (runs/<recipe>-seed<k>/ for the seeds
@@ -157,22 +160,25 @@ def _make_student(config: PipelineConfig) -> str:
         longest = max((u.duration for u in read_manifest(config.out / "corpus" / "train.jsonl")), default=0.0)
         window = min(max(math.ceil(longest), 1), full)
     spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
-                       window_seconds=window)
+                       window_seconds=window, pad_step_seconds=config.pad_step_seconds)
     if (folder / STUDENT_FILE).is_file():
         wanted = {"encoder_layers": list(spec.encoder_layers), "decoder_layers": list(spec.decoder_layers),
-                  "window_seconds": {"teacher": full, "student": spec.window_seconds or full}}
+                  "window_seconds": {"teacher": full, "student": spec.window_seconds or full},
+                  "pad_step_seconds": spec.pad_step_seconds}
         existing = json.loads((folder / STUDENT_FILE).read_text())
-        # Students recorded before windows existed had the teacher's.
+        # Students recorded before windows (or clip-length padding) existed had the teacher's.
         existing.setdefault("window_seconds", {"teacher": full, "student": full})
         if {key: existing.get(key) for key in wanted} != wanted:
             raise VoxdistillError(f"{folder} holds a student of other settings ({existing.get('encoder_layers')}, "
-                                  f"{existing.get('decoder_layers')}, {existing.get('window_seconds')}); "
-                                  f"use another --out, or delete that folder and what was trained from it")
+                                  f"{existing.get('decoder_layers')}, {existing.get('window_seconds')}, pad step "
+                                  f"{existing.get('pad_step_seconds')}); use another --out, or delete that folder "
+                                  f"and what was trained from it")
         return "reused"
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
+    padding = "to the window" if spec.pad_step_seconds is None else f"to the next {spec.pad_step_seconds:g} s"
     return (f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}, "
-            f"{provenance['window_seconds']['student']} s window")
+            f"{provenance['window_seconds']['student']} s window, clips padded {padding}")
 
 
 def _make_teacher_copy(config: PipelineConfig) -> str:

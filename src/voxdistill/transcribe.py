@@ -18,13 +18,13 @@ from tqdm import tqdm
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
-from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.audio import load_audio
 from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
 from voxdistill.runtime import Recogniser, as_recogniser, text_of, window_samples
-from voxdistill.runtime import generate_tokens as recognised_tokens
+from voxdistill.runtime import generate_tokens
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def text_tokens(tokenizer, text: str) -> list[int]:
 
 
 def log_mel(whisper: Whisper, windows: Sequence[np.ndarray]) -> torch.Tensor:
-    """(B, n_mels, 3000) features of ``whisper``'s own feature extractor."""
+    """(B, n_mels, frames) features of ``whisper``'s own feature extractor (its window, or for a clip-length
+    student the longest clip's padded length)."""
     return features_of(whisper.processor.feature_extractor, windows)
 
 
@@ -143,12 +144,6 @@ def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
     return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(batch)]
 
 
-def generate_tokens(whisper: Whisper, audios: Sequence[np.ndarray], options: DecodingOptions) -> list[list[int]]:
-    """Text token ids (prompt and end-of-text removed) for each clip (at most 30 s each)."""
-    longest = max(len(a) for a in audios) / SAMPLE_RATE
-    return decode_tokens(whisper, encode(whisper, log_mel(whisper, audios)), options, longest)
-
-
 def transcribe_audio(
     model: Whisper | Recogniser, audios: Sequence[np.ndarray], options: DecodingOptions = DecodingOptions(),
     progress: bool = False,
@@ -164,7 +159,7 @@ def transcribe_audio(
     batches = range(0, len(chunks), options.batch_size)
     for start in tqdm(batches, desc="transcribe", unit="batch", disable=not progress):
         batch = chunks[start : start + options.batch_size]
-        tokens = recognised_tokens(recogniser, [c for _, c in batch], options)
+        tokens = generate_tokens(recogniser, [c for _, c in batch], options)
         for (i, _), ids in zip(batch, tokens):
             pieces[i].append(text_of(recogniser, ids))
     return [merge_transcripts(parts, plan) for parts, plan in zip(pieces, plans)]

@@ -23,10 +23,42 @@ from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.errors import AudioError
 
 
+# The feature extractor attribute (kept in preprocessor_config.json) of a model that encodes each
+# clip at its own length: the clip is zero-padded to the next multiple of this many samples (at
+# most the window) instead of to the whole window. Absent or None: padded to the window.
+PAD_STEP_KEY = "pad_to_multiple_of"
+
+
+def clip_pad_step(feature_extractor: WhisperFeatureExtractor) -> int | None:
+    """The clip-length padding step of a model's feature extractor, None for a fixed window."""
+    return getattr(feature_extractor, PAD_STEP_KEY, None)
+
+
+def padded_samples(feature_extractor: WhisperFeatureExtractor, samples: int) -> int:
+    """How many samples a clip of ``samples`` is padded (or cut) to before its log-mel features."""
+    window, step = feature_extractor.n_samples, clip_pad_step(feature_extractor)
+    if step is None:
+        return window
+    return min(max(-(-samples // step), 1) * step, window)
+
+
+def length_groups(feature_extractor: WhisperFeatureExtractor, lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of clips (given their lengths in samples) that are padded to the same length, in
+    order of first appearance: one group for a fixed window. A batch runs group by group, so every
+    clip is encoded exactly as it would be alone."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(padded_samples(feature_extractor, n), []).append(i)
+    return list(groups.values())
+
+
 def log_mel(feature_extractor: WhisperFeatureExtractor, audios: Sequence[np.ndarray]) -> torch.Tensor:
     """(B, n_mels, frames) features exactly as the model's own feature extractor computes them
-    (the teacher-consistency rule: one function makes every feature voxdistill feeds a model)."""
-    return feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    (the teacher-consistency rule: one function makes every feature voxdistill feeds a model).
+    Frames follow the window, or, for a clip-length model, the longest clip's padded length."""
+    padded = max(padded_samples(feature_extractor, len(a)) for a in audios)
+    return feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                             padding="max_length", max_length=padded).input_features
 
 
 @dataclass(frozen=True)

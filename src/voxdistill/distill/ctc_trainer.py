@@ -70,7 +70,7 @@ class CTCTrainer(Trainer):
         features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
         # Through self.model (not a submodule), so gradients are synchronised across processes.
         inputs = {"input_features": features} if self.encoder_cache is None else {
-            "encoder_states": self._cached_encoder_states(speech_batch, features)}
+            "encoder_states": self._cached_encoder_states(speech_batch.utterances, features)}
         with self.accelerator.autocast():
             out = self.model(**inputs)
         logits, states = out.logits, out.encoder_states

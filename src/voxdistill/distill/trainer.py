@@ -37,9 +37,10 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
 from transformers import WhisperForConditionalGeneration
+from transformers.modeling_outputs import Seq2SeqLMOutput
 
-from voxdistill.config import SettingChange, save_config
-from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, log_mel
+from voxdistill.config import ConfigError, SettingChange, save_config
+from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, length_groups, log_mel
 from voxdistill.data.manifest import scan_manifest
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
@@ -133,8 +134,11 @@ class Trainer:
                                                       self.label_sources)
         if self.teacher.whisper is not None:
             self.teacher.whisper.model.to(self.accelerator.device)
+        # A student with a shorter window, or one encoding each clip at its own length: an online
+        # teacher computes its own 30 s features.
         self.teacher_windowed = self.teacher.whisper is not None and (
-            self.teacher.whisper.processor.feature_extractor.n_samples != self.feature_extractor.n_samples)
+            self.teacher.whisper.processor.feature_extractor.n_samples != self.feature_extractor.n_samples
+            or clip_pad_step(self.feature_extractor) is not None)
         if config.optim.freeze_encoder:
             self._encoder_of(student).requires_grad_(False)
         self._freeze_more(student)
@@ -264,13 +268,14 @@ class Trainer:
             "fingerprint_at_start": weights_sha256(self.self_teacher)[:16],
         }
 
-    def _cached_encoder_states(self, speech_batch, features: torch.Tensor | None) -> torch.Tensor:
-        """(B, P, d) the frozen student encoder's states: read back, or computed now and stored."""
-        if features is None:  # every utterance of the batch is stored
-            return self.encoder_cache.load(speech_batch.utterances).to(self.accelerator.device)
+    def _cached_encoder_states(self, utterances, features: torch.Tensor | None) -> torch.Tensor:
+        """(B, P, d) the frozen student encoder's states of ``utterances``: read back (``features``
+        None: every one is stored), or computed from ``features`` now and stored."""
+        if features is None:
+            return self.encoder_cache.load(utterances).to(self.accelerator.device)
         with torch.no_grad(), self.accelerator.autocast():
             states = self._encoder_of(self.student)(features).last_hidden_state
-        self.encoder_cache.store(speech_batch.utterances, states)
+        self.encoder_cache.store(utterances, states)
         return states
 
     def _teacher_encoder_states(self, speech_batch) -> torch.Tensor:
@@ -497,6 +502,10 @@ class WhisperTrainer(Trainer):
         if self.config.optim.quantization_aware:
             add_fake_int8(student)  # before anything copies or hashes the student
         self.feature_extractor = self.processor.feature_extractor
+        if clip_pad_step(self.feature_extractor) is not None and self.config.loss.encoder_kd_weight > 0:
+            raise ConfigError(
+                f"{self.config.student} encodes each clip at its own length, so its encoder states do not line up "
+                f"with the teacher's window position by position; set loss.encoder_kd_weight=0")
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
@@ -529,27 +538,22 @@ class WhisperTrainer(Trainer):
                                     self.config.data.labels, self.teacher.topk_cache)
         device = self.accelerator.device
         decoder_input_ids = batch.decoder_input_ids.to(device)
-        features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
-        inputs = {"input_features": features} if self.encoder_cache is None else {
-            "encoder_outputs": (self._cached_encoder_states(speech_batch, features),)}
+        groups = self._student_inputs(speech_batch)
         teacher_logits = teacher_states = None
         if self.state.phase == PHASE_SELF and weights.kd_weight > 0:
             # The self-teacher reads what the student reads (its encoder is the student's, or a
             # past of it when the encoder trains).
             with torch.inference_mode():
-                teacher_logits = self.self_teacher(**inputs, decoder_input_ids=decoder_input_ids).logits.clone()
+                teacher_logits = _grouped(self.self_teacher, groups, decoder_input_ids).logits.clone()
         elif self.teacher.mode == "online" and weights.kd_weight > 0:
-            teacher_features = features
-            if self.teacher_windowed:
-                # A student with a shorter window: the teacher gets its own 30 s features.
-                teacher_features = log_mel(self.teacher.whisper.processor.feature_extractor,
-                                           speech_batch.audios).to(device)
+            teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
+                self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
             with torch.inference_mode():
                 out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
             # Clones leave inference mode: autograd may touch them.
             teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
-            out = self.model(**inputs, decoder_input_ids=decoder_input_ids)
+            out = _grouped(self.model, groups, decoder_input_ids)
         topk = None
         if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
             topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
@@ -563,6 +567,43 @@ class WhisperTrainer(Trainer):
                                                       teacher_states[:, :positions].to(device)),
                                    self.config.loss.encoder_kd_weight)
         return parts
+
+    def _student_inputs(self, speech_batch) -> list[tuple[list[int], dict]]:
+        """(rows of the batch, the student's encoder inputs for them) for each group of clips the
+        student pads alike: the whole batch for a fixed window; for a clip-length student, clips of
+        equal padded length, each group with its own features (or cached states), so every clip is
+        encoded exactly as it will be when transcribed alone."""
+        device, utts = self.accelerator.device, speech_batch.utterances
+        cached = self.encoder_cache is not None
+        if clip_pad_step(self.feature_extractor) is None:
+            features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
+            inputs = {"encoder_outputs": (self._cached_encoder_states(utts, features),)} if cached else {
+                "input_features": features}
+            return [(list(range(len(utts))), inputs)]
+        if speech_batch.input_features is None:  # every clip's states are cached: group by their length
+            states = [self.encoder_cache.load([u])[0] for u in utts]
+            by_length: dict[int, list[int]] = {}
+            for i, row in enumerate(states):
+                by_length.setdefault(row.shape[0], []).append(i)
+            return [(rows, {"encoder_outputs": (torch.stack([states[i] for i in rows]).to(device),)})
+                    for rows in by_length.values()]
+        groups = []
+        for rows in length_groups(self.feature_extractor, [len(a) for a in speech_batch.audios]):
+            features = log_mel(self.feature_extractor, [speech_batch.audios[i] for i in rows]).to(device)
+            groups.append((rows, {"encoder_outputs": (self._cached_encoder_states([utts[i] for i in rows], features),)}
+                           if cached else {"input_features": features}))
+        return groups
+
+
+def _grouped(model: torch.nn.Module, groups: list[tuple[list[int], dict]], decoder_input_ids: torch.Tensor):
+    """``model``'s output over a batch given as groups of rows (`WhisperTrainer._student_inputs`):
+    its logits in the batch's row order; its last encoder states when the batch is one group."""
+    if len(groups) == 1:
+        rows, inputs = groups[0]
+        return model(**inputs, decoder_input_ids=decoder_input_ids[rows])
+    logits = torch.cat([model(**inputs, decoder_input_ids=decoder_input_ids[rows]).logits for rows, inputs in groups])
+    order = torch.tensor([i for rows, _ in groups for i in rows], device=logits.device)
+    return Seq2SeqLMOutput(logits=logits[torch.argsort(order)])
 
 
 def trainer_for(config: DistillConfig, allow_config_change: bool = False) -> Trainer:

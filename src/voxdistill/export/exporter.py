@@ -26,6 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from voxdistill.audio import SAMPLE_RATE
+from voxdistill.data.dataset import clip_pad_step
 from voxdistill.errors import VoxdistillError
 from voxdistill.files import folder_written_atomically, sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper, resolve_model_folder
@@ -92,6 +94,9 @@ def export_model(model: str, format: str, out: Path, quantization: str = "float3
             "source_fingerprint": whisper.fingerprint.to_dict(),
             "parameters": sum(p.numel() for p in whisper.model.parameters()),
             "window_seconds": window_seconds(whisper.model.config), "multilingual": whisper.multilingual,
+            # A clip-length model: each clip padded to the next multiple of this (None: to the window).
+            "pad_step_seconds": (None if clip_pad_step(whisper.processor.feature_extractor) is None
+                                 else clip_pad_step(whisper.processor.feature_extractor) / SAMPLE_RATE),
             "export_version": EXPORT_VERSION,
         } | ({"ctranslate2": _ctranslate2_version()} if format == "ct2" else {})
         (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")

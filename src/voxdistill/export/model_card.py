@@ -90,6 +90,9 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
     if window and window.get("student") != window.get("teacher"):
         layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
                    f"so shorter clips cost its encoder less; longer audio is cut into windows.")
+    if provenance.get("pad_step_seconds"):
+        layers += (f" It encodes each clip at the clip's own length, zero-padded to the next "
+                   f"{provenance['pad_step_seconds']:g} s rather than to the window, and was trained that way.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
     kind = "smaller Whisper"
     if provenance.get("family") == "ctc":
@@ -270,7 +273,9 @@ def write_export_card(folder: Path, export: Mapping, source_card: Path | None, l
         f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n",
         f"# {Path(location).name}\n\n"
         f"`{_cell(export['source'])}` exported by voxdistill as {what}; it reads audio in "
-        f"{export['window_seconds']}-second windows.\n",
+        f"{export['window_seconds']}-second windows"
+        + (f", each clip padded only to the next {export['pad_step_seconds']:g} s." if export.get("pad_step_seconds")
+           else ".") + "\n",
         usage,
         "## Evaluation\n\nNone recorded with this export. Measure it next to its teacher in the runtime it will "
         f"run in, e.g. `voxdistill evaluate --runtime ct2 --compute-type int8 --model TEACHER --model {location} "
@@ -289,12 +294,16 @@ def _export_usage(export: Mapping) -> str:
             'print(asr("speech.wav")["text"])\n```\n\n'
             "The folder is a standard Whisper checkpoint (`WhisperForConditionalGeneration` and "
             "`WhisperProcessor` load it). For CTranslate2 and faster-whisper: "
-            "`voxdistill export THIS_FOLDER --format ct2 --quantization int8 --out DIR`.\n")
+            "`voxdistill export THIS_FOLDER --format ct2 --quantization int8 --out DIR`.\n"
+            + ("\nThis model was trained to encode each clip at its own length (`pad_to_multiple_of` in "
+               "`preprocessor_config.json`); transformers pads every clip to the whole window, which it was not "
+               "trained on. `voxdistill transcribe THIS_FOLDER speech.wav` runs it as it was trained.\n"
+               if export.get("pad_step_seconds") else ""))
     window = export["window_seconds"]
     quant = "int8" if export["quantization"].startswith("int8") else "float32"
     voxdistill = (f"```bash\nvoxdistill transcribe THIS_FOLDER speech.wav --runtime ct2 --compute-type {quant}\n```\n\n"
                   "(`voxdistill evaluate` and `pseudo-label` take the same `--runtime ct2 --compute-type`.)")
-    if window == 30:
+    if window == 30 and not export.get("pad_step_seconds"):
         return (
             "## How to use\n\n"
             "With faster-whisper:\n\n"
@@ -306,18 +315,31 @@ def _export_usage(export: Mapping) -> str:
     language = '"<|en|>", "<|transcribe|>", ' if export.get("multilingual") else ""
     return (
         "## How to use\n\n"
-        f"This model reads {window}-second windows. faster-whisper (checked with 1.2.1) pads every clip's "
-        f"features to 30 s, which a {window}-second model refuses (CTranslate2: \"Invalid input features "
-        f"shape\"), so run it with voxdistill, which feeds each clip through the model's own feature "
+        + ("This model encodes each clip at its own length. faster-whisper (checked with 1.2.1) pads every "
+           "clip's features to 30 s, which it was not trained on" if export.get("pad_step_seconds") else
+           f"This model reads {window}-second windows. faster-whisper (checked with 1.2.1) pads every clip's "
+           "features to 30 s")
+        + ("" if window == 30 else f", which a {window}-second model refuses (CTranslate2: \"Invalid input "
+                                   f"features shape\")")
+        + f", so run it with voxdistill, which feeds each clip through the model's own feature "
         f"extractor and cuts longer audio into {window}-second chunks:\n\n{voxdistill}\n\n"
-        f"or with CTranslate2 directly, features padded to the window by `preprocessor_config.json`:\n\n"
+        + (f"or with CTranslate2 directly, each clip padded to the next {export['pad_step_seconds']:g} s "
+           f"(`pad_to_multiple_of` in `preprocessor_config.json`, in samples), as the model was trained:\n\n"
+           if export.get("pad_step_seconds") else
+           "or with CTranslate2 directly, features padded to the window by `preprocessor_config.json`:\n\n")
+        +
         "```python\nimport ctranslate2, soundfile\n"
         "from transformers import WhisperFeatureExtractor, WhisperTokenizer\n\n"
         'features = WhisperFeatureExtractor.from_pretrained("THIS_FOLDER")  # pads to the model\'s window\n'
         'tokenizer = WhisperTokenizer.from_pretrained("THIS_FOLDER")\n'
         f'model = ctranslate2.models.Whisper("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
         f'audio, _ = soundfile.read("speech.wav", dtype="float32")  # 16 kHz mono, at most {window} s\n'
-        'mel = features(audio, sampling_rate=16000, return_tensors="np").input_features\n'
+        + ('step = features.pad_to_multiple_of\n'
+           'mel = features(audio, sampling_rate=16000, return_tensors="np",\n'
+           '               max_length=min(-(-len(audio) // step) * step, features.n_samples)).input_features\n'
+           if export.get("pad_step_seconds") else
+           'mel = features(audio, sampling_rate=16000, return_tensors="np").input_features\n')
+        +
         f'prompt = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", {language}"<|notimestamps|>"])\n'
         "result = model.generate(ctranslate2.StorageView.from_array(mel), [prompt], beam_size=1)\n"
         "print(tokenizer.decode(result[0].sequences_ids[0], skip_special_tokens=True))\n```\n")

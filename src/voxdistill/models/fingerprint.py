@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import WhisperFeatureExtractor
 
+from voxdistill.data.dataset import clip_pad_step
+
 
 REFERENCE_RUNTIME = {"backend": "torch", "compute_type": "float32"}
 
@@ -74,7 +76,7 @@ def preprocessing_config(feature_extractor: WhisperFeatureExtractor) -> dict:
         "chunk_seconds": fe.chunk_length,  # inputs are zero-padded to this many seconds
         "padding_value": fe.padding_value,
         "dither": float(getattr(fe, "dither", 0.0)),
-    }
+    } | ({} if clip_pad_step(fe) is None else {"clip_pad_step_samples": clip_pad_step(fe)})
 
 
 def fingerprint(model: torch.nn.Module, feature_extractor: WhisperFeatureExtractor,

@@ -26,9 +26,11 @@ import torch
 from safetensors import SafetensorError
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+from voxdistill.data.dataset import clip_pad_step
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
 from voxdistill.models.fingerprint import Fingerprint, fingerprint
+from voxdistill.models.student import follow_clip_length
 from voxdistill.paths import cache_dir
 
 BUNDLED_PREFIX = "bundled:"
@@ -205,6 +207,8 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
                              f"the model again") from err
     except OSError as err:
         raise ModelLoadError(f"{model}: cannot load a Whisper model: {err}") from err
+    if clip_pad_step(processor.feature_extractor) is not None:
+        follow_clip_length(whisper)  # a clip-length student: its encoder reads clips shorter than the window
     whisper.to(device)
     if frozen:
         whisper.eval()

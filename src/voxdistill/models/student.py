@@ -6,6 +6,10 @@ embeddings and final layer norms are copied unchanged. Width: feed-forward neuro
 dimensions are kept by magnitude (structured pruning), so the cut is deterministic given the teacher.
 Window: a student may take a shorter audio window than the teacher's 30 s (the first positional
 embeddings, and a feature extractor that pads to the new length): less encoder work per clip.
+Clip length: a student may also encode each clip at its own length, padded only to the next
+multiple of a step (``pad_step_seconds``) rather than to the window, so a 4 s clip costs 4 s of
+encoder work (`ClipLengthEncoder`). Its encoder sees less padding than the teacher's was trained
+on; distillation trains the student on exactly the padding it will see.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
+from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
 from voxdistill.errors import VoxdistillError
 from voxdistill.files import folder_written_atomically
 
@@ -98,12 +105,18 @@ class StudentSpec:
     # to this window, so a shorter one saves encoder work on short clips (the encoder dominates on
     # a CPU); longer audio is cut into windows of this length.
     window_seconds: int | None = None
+    # Encode each clip at its own length, zero-padded to the next multiple of this many seconds (at
+    # most the window) instead of to the window; None pads to the window. A multiple of 0.02 s
+    # (two mel frames: the encoder's second convolution has stride 2).
+    pad_step_seconds: float | None = None
 
     def __post_init__(self):
         for field in ("encoder_layers", "decoder_layers"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
             if not getattr(self, field):
                 raise StudentConfigError(f"StudentSpec.{field}: a student needs at least 1 layer")
+        if self.pad_step_seconds is not None:
+            pad_step_samples(self.pad_step_seconds)  # checked here, so a bad step fails before any work
         for field in ("d_model", "ffn_dim", "window_seconds"):
             value = getattr(self, field)
             if value is not None and value < 1:
@@ -173,14 +186,63 @@ def window_seconds(config) -> int:
     return exact_div(config.max_source_positions, window_positions(1))
 
 
-def windowed_processor(processor: WhisperProcessor, seconds: int) -> WhisperProcessor:
-    """A copy of ``processor`` whose feature extractor pads (and cuts) audio to ``seconds``."""
+def pad_step_samples(seconds: float) -> int:
+    """Samples in a clip-length padding step of ``seconds``, or a StudentConfigError if the step is
+    not a positive whole number of encoder positions (0.02 s: two mel frames)."""
+    samples = round(seconds * SAMPLE_RATE)
+    position = 2 * HOP_LENGTH
+    if seconds <= 0 or abs(samples - seconds * SAMPLE_RATE) > 1e-6 or samples % position:
+        raise StudentConfigError(f"pad step {seconds:g} s: must be a positive multiple of "
+                                 f"{position / SAMPLE_RATE:g} s (one encoder position), e.g. 1 or 0.5")
+    return samples
+
+
+def windowed_processor(processor: WhisperProcessor, seconds: int,
+                       pad_step_seconds: float | None = None) -> WhisperProcessor:
+    """A copy of ``processor`` whose feature extractor pads (and cuts) audio to ``seconds``, or,
+    with ``pad_step_seconds``, pads each clip only to the next multiple of that step."""
     processor = copy.deepcopy(processor)
     fe = processor.feature_extractor
     fe.chunk_length = seconds
     fe.n_samples = seconds * fe.sampling_rate
     fe.nb_max_frames = exact_div(fe.n_samples, fe.hop_length)
+    if pad_step_seconds is not None:
+        setattr(fe, PAD_STEP_KEY, pad_step_samples(pad_step_seconds))
+    elif hasattr(fe, PAD_STEP_KEY):
+        delattr(fe, PAD_STEP_KEY)
     return processor
+
+
+class ClipLengthEncoder(WhisperEncoder):
+    """Whisper's encoder over features of any even number of frames up to its window, with the
+    positional embeddings of the frames given. transformers' encoder refuses every length but its
+    window's; at that length this one runs transformers' own forward."""
+
+    def forward(self, input_features: Tensor, attention_mask=None, **kwargs) -> BaseModelOutput:
+        frames = input_features.shape[-1]
+        stride = self.conv1.stride[0] * self.conv2.stride[0]
+        if frames == self.config.max_source_positions * stride:
+            return super().forward(input_features, attention_mask, **kwargs)
+        if frames % stride or not 0 < frames < self.config.max_source_positions * stride:
+            raise ValueError(f"the encoder reads a positive multiple of {stride} mel frames up to "
+                             f"{self.config.max_source_positions * stride}, got {frames}")
+        return self.any_length(input_features, **kwargs)
+
+    def any_length(self, input_features: Tensor, **kwargs) -> BaseModelOutput:
+        """The encoder's computation (as transformers writes it) over the first positions only."""
+        hidden = nn.functional.gelu(self.conv1(input_features))
+        hidden = nn.functional.gelu(self.conv2(hidden)).permute(0, 2, 1)
+        hidden = hidden + self.embed_positions.weight[: hidden.shape[1]]
+        hidden = nn.functional.dropout(hidden, p=self.dropout, training=self.training)
+        for layer in self.layers:
+            if not (self.training and self.layerdrop > 0 and torch.rand([]) < self.layerdrop):
+                hidden = layer(hidden, None, **kwargs)
+        return BaseModelOutput(last_hidden_state=self.layer_norm(hidden))
+
+
+def follow_clip_length(model: WhisperForConditionalGeneration) -> None:
+    """Let ``model``'s encoder read clips shorter than its window (a clip-length student)."""
+    model.model.encoder.__class__ = ClipLengthEncoder
 
 
 @torch.no_grad()
@@ -315,6 +377,7 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
         "width_initialisation": widths or ["none: the teacher's widths, layers copied exactly"],
         "alignment_heads": alignment,
         "window_seconds": {"teacher": teacher_window, "student": window},
+        "pad_step_seconds": spec.pad_step_seconds,  # None: clips padded to the window
     }
     return student, provenance
 
@@ -334,9 +397,10 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StudentConfigError(f"{out} already exists and is not an empty folder; "
                                  f"choose another output folder or remove it")
-    window = window_seconds(student_model.config)
-    if processor.feature_extractor.chunk_length != window:
-        processor = windowed_processor(processor, window)  # the features must fill the window exactly
+    window, pad_step = window_seconds(student_model.config), provenance.get("pad_step_seconds")
+    fe = processor.feature_extractor
+    if fe.chunk_length != window or clip_pad_step(fe) != (pad_step and pad_step_samples(pad_step)):
+        processor = windowed_processor(processor, window, pad_step)  # features fill the window, or follow the clip
     with folder_written_atomically(out) as tmp:
         student_model.save_pretrained(tmp)
         processor.save_pretrained(tmp)

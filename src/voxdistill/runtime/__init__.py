@@ -17,19 +17,24 @@ student's ONNX export).
 
 A model in another runtime or precision is numerically another model: its fingerprint names the
 runtime (`models.fingerprint`).
+
+A clip-length student pads each clip only to the next multiple of its step (`data.dataset`), so
+clips of a batch may need different lengths: `by_padded_length` runs a batch in groups of equal
+padded length, and every clip is encoded exactly as it would be alone, in every backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from voxdistill.audio import SAMPLE_RATE
+from voxdistill.data.dataset import length_groups
 from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.teacher.topk import TopK
@@ -37,6 +42,7 @@ from voxdistill.teacher.topk import TopK
 BACKENDS = ("torch", "ct2", "onnx")  # onnx: CTC students only
 WHISPER_BACKENDS = ("torch", "ct2")
 CTC_BACKENDS = ("torch", "onnx")
+T = TypeVar("T")
 TORCH_COMPUTE_TYPES = ("float32", "int8")  # int8: the decoder in dynamic int8 (models.quantize)
 
 
@@ -135,10 +141,24 @@ def window_seconds(recogniser: Recogniser) -> float:
     return window_samples(recogniser) / SAMPLE_RATE
 
 
+def by_padded_length(recogniser: Recogniser, audios: Sequence[np.ndarray],
+                     run: Callable[[list[np.ndarray]], list[T]]) -> list[T]:
+    """``run`` (one result per clip) over each group of clips the model pads to the same length, the
+    results back in the clips' order: for a clip-length model (`data.dataset.length_groups`), every
+    clip is encoded as it would be alone; for a fixed window, ``run`` sees the whole batch."""
+    results: list = [None] * len(audios)
+    for group in length_groups(recogniser.feature_extractor, [len(a) for a in audios]):
+        for i, result in zip(group, run([audios[i] for i in group])):
+            results[i] = result
+    return results
+
+
 def generate_tokens(recogniser: Recogniser, audios: Sequence[np.ndarray], options) -> list[list[int]]:
     """Text token ids for each clip (each within the window)."""
-    longest = max(len(a) for a in audios) / SAMPLE_RATE
-    return recogniser.decode(recogniser.encode(audios), options, longest)
+    def run(clips: list[np.ndarray]) -> list[list[int]]:
+        return recogniser.decode(recogniser.encode(clips), options, max(len(a) for a in clips) / SAMPLE_RATE)
+
+    return by_padded_length(recogniser, audios, run)
 
 
 def text_of(recogniser: Recogniser, tokens: list[int]) -> str:

@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.data.dataset import length_groups
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
@@ -167,6 +168,15 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
     ``encoder_positions`` > 0, its encoder states over that many positions."""
     teacher = as_recogniser(model)
     references = references or [None] * len(audios)
+    groups = length_groups(teacher.feature_extractor, [len(a) for a in audios])
+    if len(groups) > 1:  # a clip-length model: each group of clips padded alike is labelled alone
+        if encoder_positions:
+            raise VoxdistillError(f"{teacher.source} encodes each clip at its own length: its encoder states "
+                             f"are not a fixed number of positions to cache; use a fixed-window teacher")
+        parts = [(g, label_batch(teacher, [audios[i] for i in g], options, top_k, [references[i] for i in g]))
+                 for g in groups]
+        return BatchLabels(*(_in_order(len(audios), [(g, getattr(p, f)) for g, p in parts])
+                             for f in ("tokens", "topk", "reference_tokens", "reference_topk")), None)
     encoded = teacher.encode(audios)
     tokens = teacher.decode(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
     limit = teacher.max_target_positions - len(teacher.prompt(options.language)) - 1
@@ -179,6 +189,17 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
     if any(r is not None for r in reference_tokens):
         labels.reference_topk = teacher.teacher_forced_topk(encoded, reference_tokens, top_k, options.language)
     return labels
+
+
+def _in_order(n: int, parts: list[tuple[list[int], list | None]]) -> list | None:
+    """The per-clip values of groups (clip indices, values) as one list in clip order."""
+    if any(values is None for _, values in parts):
+        return None
+    merged: list = [None] * n
+    for group, values in parts:
+        for i, value in zip(group, values):
+            merged[i] = value
+    return merged
 
 
 @dataclass

@@ -1,0 +1,184 @@
+"""Clip-length students: each clip encoded at its own length (padded to the next step, not to the
+window), the same in PyTorch and CTranslate2, alone or in a batch, and trained on exactly that."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import WhisperFeatureExtractor
+
+from tests.test_distill import config_dict, setup  # noqa: F401  (the module fixture is reused)
+from tests.test_student import random_teacher
+from voxdistill.audio import load_audio
+from voxdistill.cli import main
+from voxdistill.config import ConfigError, from_dict
+from voxdistill.data.dataset import length_groups, log_mel, padded_samples
+from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.trainer import _grouped, distill
+from voxdistill.export.exporter import EXPORT_RECORD, export_model
+from voxdistill.models.loading import load_whisper
+from voxdistill.models.student import (
+    ClipLengthEncoder, StudentConfigError, StudentSpec, build_student, follow_clip_length, save_student,
+)
+from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
+from voxdistill.transcribe import DecodingOptions
+
+GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
+
+
+def clip_length_student(teacher_folder: Path, out: Path, step: float = 1.0) -> Path:
+    teacher = load_whisper(str(teacher_folder))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10,
+                                                                   pad_step_seconds=step))
+    return save_student(student, teacher.processor, provenance, str(teacher_folder), teacher.fingerprint.digest, out)
+
+
+@pytest.fixture(scope="module")
+def clips(speech_dir) -> list[np.ndarray]:
+    return [load_audio(speech_dir / f"{name}.wav") for name in ("fox", "report", "weather")]
+
+
+@pytest.fixture(scope="module")
+def student_1s(tiny_random_whisper, tmp_path_factory) -> Path:
+    return clip_length_student(tiny_random_whisper, tmp_path_factory.mktemp("clip") / "student")
+
+
+def test_padding_follows_the_clip_up_to_the_window():
+    fe = WhisperFeatureExtractor(chunk_length=10)
+    assert padded_samples(fe, 1) == padded_samples(fe, 5 * 16000) == 160000  # a fixed window
+    assert length_groups(fe, [16000, 48000, 100]) == [[0, 1, 2]]
+    fe.pad_to_multiple_of = 16000
+    assert [padded_samples(fe, n) for n in (1, 16000, 16001, 95000, 200000)] == [16000, 16000, 32000, 96000, 160000]
+    assert length_groups(fe, [20000, 16000, 30000, 1000]) == [[0, 2], [1, 3]]
+    clip = np.random.default_rng(0).standard_normal(40000).astype(np.float32) * 0.1
+    assert log_mel(fe, [clip]).shape == (1, 80, 300)
+    # A batch is padded to its longest clip; a clip alone to its own length.
+    assert log_mel(fe, [clip, clip[:10000]]).shape == (2, 80, 300)
+    assert log_mel(fe, [clip[:10000]]).shape == (1, 80, 100)
+
+
+def test_clip_length_encoder_is_transformers_at_the_window_and_reads_shorter_clips():
+    teacher = random_teacher(layers=2)
+    encoder = teacher.model.encoder
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(3))
+    expected = encoder(features).last_hidden_state
+    follow_clip_length(teacher)
+    assert isinstance(teacher.model.encoder, ClipLengthEncoder)
+    # Its own path (used below the window) computes what transformers does at the window.
+    assert torch.equal(teacher.model.encoder.any_length(features).last_hidden_state, expected)
+    assert torch.equal(teacher.model.encoder(features).last_hidden_state, expected)
+    short = teacher.model.encoder(features[..., :400]).last_hidden_state
+    assert short.shape == (2, 200, 64) and torch.isfinite(short).all()
+    # The whole model runs on short features, as transformers' generate needs for beam search.
+    logits = teacher(input_features=features[..., :400], decoder_input_ids=torch.tensor([[2, 5], [2, 7]])).logits
+    assert logits.shape == (2, 2, 512)
+    for frames in (401, 3002):  # half an encoder position; longer than the window
+        with pytest.raises(ValueError, match="mel frames"):
+            teacher.model.encoder(torch.zeros(1, 80, frames))
+
+
+def test_a_pad_step_must_be_whole_encoder_positions():
+    for bad in (0, -1, 0.015, 0.333):
+        with pytest.raises(StudentConfigError, match="multiple of 0.02 s"):
+            StudentSpec((0,), (0,), pad_step_seconds=bad)
+    StudentSpec((0,), (0,), pad_step_seconds=0.5)
+
+
+def test_clip_length_student_folder(student_1s, tiny_random_whisper):
+    assert json.loads((student_1s / "preprocessor_config.json").read_text())["pad_to_multiple_of"] == 16000
+    assert json.loads((student_1s / "processor_config.json").read_text())["feature_extractor"]["pad_to_multiple_of"] \
+        == 16000
+    assert json.loads((student_1s / "student.json").read_text())["pad_step_seconds"] == 1.0
+    loaded = load_whisper(str(student_1s))
+    assert isinstance(loaded.model.model.encoder, ClipLengthEncoder)
+    assert loaded.processor.feature_extractor.pad_to_multiple_of == 16000
+    # Another preprocessing is another model: the fingerprint says so.
+    fixed = load_whisper(str(tiny_random_whisper))
+    assert loaded.fingerprint.preprocessing["clip_pad_step_samples"] == 16000
+    assert "clip_pad_step_samples" not in fixed.fingerprint.preprocessing
+
+
+def test_a_batch_decodes_each_clip_as_alone_in_torch_and_ct2(student_1s, clips, tmp_path):
+    torch_student = load_recogniser(str(student_1s))
+    fe = torch_student.feature_extractor
+    assert len(length_groups(fe, [len(c) for c in clips])) > 1  # the clips pad to different lengths
+    alone = [generate_tokens(torch_student, [c], GREEDY)[0] for c in clips]
+    assert generate_tokens(torch_student, clips, GREEDY) == alone
+
+    out = export_model(str(student_1s), "ct2", tmp_path / "ct2", "float32")
+    assert json.loads((out / EXPORT_RECORD).read_text())["pad_step_seconds"] == 1.0
+    assert json.loads((out / "preprocessor_config.json").read_text())["pad_to_multiple_of"] == 16000
+    card = (out / "README.md").read_text()
+    assert "its own length" in card and "pad_to_multiple_of" in card
+    ct2 = load_recogniser(str(out), Runtime("ct2", "float32"), threads=1)
+    assert generate_tokens(ct2, clips, GREEDY) == alone
+    assert [generate_tokens(ct2, [c], GREEDY)[0] for c in clips] == alone
+
+
+def test_clip_length_tokens_differ_from_window_padding(student_1s, clips, tiny_random_whisper, tmp_path):
+    """The padding is real: the same weights padded to the window decode other tokens."""
+    record = json.loads((student_1s / "student.json").read_text())
+    assert record["window_seconds"]["student"] == 10
+    windowed = load_whisper(str(student_1s))
+    clip_tokens = generate_tokens(load_recogniser(str(student_1s)), clips[:1], GREEDY)
+    fe = windowed.processor.feature_extractor
+    del fe.pad_to_multiple_of  # the same model reading the whole 10 s window
+    from voxdistill.runtime.torch_backend import TorchRecogniser
+
+    assert generate_tokens(TorchRecogniser(windowed), clips[:1], GREEDY) != clip_tokens
+
+
+def test_grouped_forward_equals_each_row_alone():
+    model = random_teacher(layers=2)
+    follow_clip_length(model)
+    g = torch.Generator().manual_seed(5)
+    short, long = torch.randn(2, 80, 200, generator=g), torch.randn(1, 80, 400, generator=g)
+    ids = torch.tensor([[2, 5, 9], [2, 7, 1], [2, 3, 3]])
+    groups = [([0, 2], {"input_features": short}), ([1], {"input_features": long})]
+    logits = _grouped(model, groups, ids).logits
+    with torch.no_grad():
+        assert torch.allclose(logits[0], model(input_features=short[:1], decoder_input_ids=ids[:1]).logits[0], atol=1e-5)
+        assert torch.allclose(logits[1], model(input_features=long, decoder_input_ids=ids[1:2]).logits[0], atol=1e-5)
+        assert torch.allclose(logits[2], model(input_features=short[1:], decoder_input_ids=ids[2:]).logits[0], atol=1e-5)
+
+
+def test_clip_length_student_trains_with_cached_states_and_resumes_exactly(setup, tiny_random_whisper, tmp_path):  # noqa: F811
+    student = clip_length_student(tiny_random_whisper, tmp_path / "student")
+    base = {"student": str(student)}
+    # 12 utterances in batches of 2: 8 steps cross an epoch, so the second reads the cached states.
+    straight = from_dict(DistillConfig, config_dict(setup, tmp_path / "straight", optim={"max_steps": 8, "freeze_encoder": True}) | base)
+    split = from_dict(DistillConfig, config_dict(setup, tmp_path / "split", optim={"max_steps": 8, "freeze_encoder": True}) | base)
+    losses = distill(straight, progress=False).losses
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    cached = [load_file(str(f))["states"].shape[0] for f in (tmp_path / "straight" / "encoder-cache").rglob("*.safetensors")]
+    assert len(set(cached)) > 1  # states of each clip's own length
+    distill(split, progress=False, steps_this_run=5)
+    distill(split, progress=False)
+    a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    trained = load_whisper(str(tmp_path / "straight" / "model"))
+    assert trained.processor.feature_extractor.pad_to_multiple_of == 16000
+
+
+def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # noqa: F811
+    student = clip_length_student(tiny_random_whisper, tmp_path / "student")
+    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "run", loss={"encoder_kd_weight": 1.0})
+                       | {"student": str(student)})
+    with pytest.raises(ConfigError, match="encoder_kd_weight=0"):
+        distill(config, progress=False)
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--family", "ctc", "--encoder-layers", "1",
+                 "--pad-step", "1",
+                 "--out", str(tmp_path / "ctc")])
+    assert code == 2 and "--pad-step is for Whisper students" in capsys.readouterr().err
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2", "--decoder-layers", "1",
+                 "--pad-step", "0.013", "--out", str(tmp_path / "bad")])
+    assert code == 2 and "multiple of 0.02 s" in capsys.readouterr().err
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2", "--decoder-layers", "1",
+                 "--window-seconds", "10", "--pad-step", "0.5", "--out", str(tmp_path / "ok")])
+    assert code == 0 and json.loads((tmp_path / "ok" / "student.json").read_text())["pad_step_seconds"] == 0.5
