@@ -120,6 +120,15 @@ def test_a_batch_decodes_each_clip_as_alone_in_torch_and_ct2(student_1s, clips, 
     assert [generate_tokens(ct2, [c], GREEDY)[0] for c in clips] == alone
 
 
+def test_the_model_card_says_how_a_clip_length_student_reads_audio():
+    from voxdistill.export.model_card import _about
+
+    about = _about("s", "t", {"parameters": 10}, {"parameters": 20},
+                   {"window_seconds": {"teacher": 30, "student": 11}, "pad_step_seconds": 0.5})
+    assert "at the clip's own length, zero-padded to the next 0.5 s" in about and "longer than 11 s" in about
+    assert "11-second windows" not in about
+
+
 def test_clip_length_tokens_differ_from_window_padding(student_1s, clips, tiny_random_whisper, tmp_path):
     """The padding is real: the same weights padded to the window decode other tokens."""
     record = json.loads((student_1s / "student.json").read_text())

@@ -87,12 +87,14 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
         layers = (f" It keeps {shape['encoder_layers']} encoder and {shape['decoder_layers']} decoder layers "
                   f"of width {shape['d_model']}.")
     window = provenance.get("window_seconds") or {}
-    if window and window.get("student") != window.get("teacher"):
-        layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
-                   f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     if provenance.get("pad_step_seconds"):
         layers += (f" It encodes each clip at the clip's own length, zero-padded to the next "
-                   f"{provenance['pad_step_seconds']:g} s rather than to the window, and was trained that way.")
+                   f"{provenance['pad_step_seconds']:g} s rather than to a fixed window (the teacher pads every "
+                   f"clip to {window.get('teacher', 30)} s), and was trained that way; audio longer than "
+                   f"{window.get('student', 30)} s is cut into windows.")
+    elif window and window.get("student") != window.get("teacher"):
+        layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
+                   f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
     kind = "smaller Whisper"
     if provenance.get("family") == "ctc":
