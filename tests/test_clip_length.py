@@ -191,3 +191,33 @@ def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # 
     code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2", "--decoder-layers", "1",
                  "--window-seconds", "10", "--pad-step", "0.5", "--out", str(tmp_path / "ok")])
     assert code == 0 and json.loads((tmp_path / "ok" / "student.json").read_text())["pad_step_seconds"] == 0.5
+
+
+@pytest.mark.parametrize("step", [100, -320, 0, 16000.5, "16000", True])
+def test_a_stored_pad_step_that_is_not_whole_positions_is_refused(student_1s, tmp_path, step):
+    import shutil
+
+    from voxdistill.errors import ModelLoadError
+
+    folder = tmp_path / "model"
+    shutil.copytree(student_1s, folder)
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        data = json.loads((folder / name).read_text())
+        (data.get("feature_extractor", data))["pad_to_multiple_of"] = step
+        (folder / name).write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="pad_to_multiple_of is .*multiple of 320"):
+        load_whisper(str(folder))
+
+
+def test_feature_files_that_disagree_are_refused(student_1s, tmp_path):
+    import shutil
+
+    from voxdistill.errors import ModelLoadError
+
+    folder = tmp_path / "model"
+    shutil.copytree(student_1s, folder)
+    data = json.loads((folder / "preprocessor_config.json").read_text())
+    data["pad_to_multiple_of"] = 32000  # faster-whisper and CTranslate2's converter read only this file
+    (folder / "preprocessor_config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="disagree on pad_to_multiple_of .32000 vs 16000"):
+        load_whisper(str(folder))

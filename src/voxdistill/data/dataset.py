@@ -30,8 +30,14 @@ PAD_STEP_KEY = "pad_to_multiple_of"
 
 
 def clip_pad_step(feature_extractor: WhisperFeatureExtractor) -> int | None:
-    """The clip-length padding step of a model's feature extractor, None for a fixed window."""
-    return getattr(feature_extractor, PAD_STEP_KEY, None)
+    """The clip-length padding step of a model's feature extractor, None for a fixed window; a
+    ValueError if the stored value is not a whole number of encoder positions."""
+    step = getattr(feature_extractor, PAD_STEP_KEY, None)
+    position = 2 * feature_extractor.hop_length  # samples per encoder position (conv2 has stride 2)
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step <= 0 or step % position):
+        raise ValueError(f"{PAD_STEP_KEY} is {step!r}: it must be a positive whole number of samples, a multiple "
+                         f"of {position} (one encoder position), or absent for a fixed window")
+    return step
 
 
 def padded_samples(feature_extractor: WhisperFeatureExtractor, samples: int) -> int:

@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from voxdistill.data.dataset import clip_pad_step
+from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
 from voxdistill.models.fingerprint import Fingerprint, fingerprint
@@ -183,6 +183,28 @@ def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, Wh
     return processor, model
 
 
+# Feature-extractor settings that change the features a model is fed.
+_FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "n_fft", "chunk_length", "n_samples", PAD_STEP_KEY)
+
+
+def check_feature_files(folder: Path, extractor) -> None:
+    """A ModelLoadError if ``folder``'s ``preprocessor_config.json`` describes other features than
+    ``extractor`` (read by transformers from ``processor_config.json``, which it prefers): tools that
+    read only the former (faster-whisper, CTranslate2's converter) would feed the model otherwise."""
+    path = Path(folder) / "preprocessor_config.json"
+    if not (path.is_file() and (Path(folder) / "processor_config.json").is_file()):
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{path}: unreadable ({err}); export the model again") from None
+    differ = [k for k in _FEATURE_KEYS if stored.get(k) != getattr(extractor, k, None)]
+    if differ:
+        raise ModelLoadError(f"{path} and processor_config.json disagree on {', '.join(differ)} "
+                             f"({', '.join(f'{stored.get(k)!r} vs {getattr(extractor, k, None)!r}' for k in differ)}); "
+                             f"make them the same (voxdistill export writes both from the model)")
+
+
 def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whisper:
     """Load ``model`` (see the module docstring) as float32 on ``device``. ``frozen`` puts it in
     eval mode with gradients off, as a teacher must be."""
@@ -207,7 +229,13 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
                              f"the model again") from err
     except OSError as err:
         raise ModelLoadError(f"{model}: cannot load a Whisper model: {err}") from err
-    if clip_pad_step(processor.feature_extractor) is not None:
+    if isinstance(folder, Path):
+        check_feature_files(folder, processor.feature_extractor)
+    try:
+        clip_length = clip_pad_step(processor.feature_extractor) is not None
+    except ValueError as err:
+        raise ModelLoadError(f"{model}: its preprocessor_config.json (or processor_config.json): {err}") from None
+    if clip_length:
         follow_clip_length(whisper)  # a clip-length student: its encoder reads clips shorter than the window
     whisper.to(device)
     if frozen:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
-from voxdistill.data.dataset import log_mel
+from voxdistill.data.dataset import clip_pad_step, log_mel
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
 from voxdistill.runtime import Runtime
@@ -152,7 +152,15 @@ def _feature_extractor(folder: Path, n_mels: int) -> WhisperFeatureExtractor:
     """The folder's own feature extractor; without ``preprocessor_config.json`` (e.g. a folder made
     by ``ct2-transformers-converter`` without it), Whisper's 30 s one, as faster-whisper assumes."""
     if (folder / "preprocessor_config.json").is_file():
-        return WhisperFeatureExtractor.from_pretrained(folder)
+        extractor = WhisperFeatureExtractor.from_pretrained(folder)
+        from voxdistill.models.loading import check_feature_files
+
+        check_feature_files(folder, extractor)
+        try:
+            clip_pad_step(extractor)
+        except ValueError as err:
+            raise ModelLoadError(f"{folder / 'preprocessor_config.json'}: {err}") from None
+        return extractor
     return WhisperFeatureExtractor(feature_size=n_mels)
 
 
