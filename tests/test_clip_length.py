@@ -83,7 +83,7 @@ def test_clip_length_encoder_is_transformers_at_the_window_and_reads_shorter_cli
 
 
 def test_a_pad_step_must_be_whole_encoder_positions():
-    for bad in (0, -1, 0.015, 0.333):
+    for bad in (0, -1, 0.015, 0.333, float("nan"), float("inf")):
         with pytest.raises(StudentConfigError, match="multiple of 0.02 s"):
             StudentSpec((0,), (0,), pad_step_seconds=bad)
     StudentSpec((0,), (0,), pad_step_seconds=0.5)
@@ -181,15 +181,15 @@ def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # 
                        | {"student": str(student)})
     with pytest.raises(ConfigError, match="encoder_kd_weight=0"):
         distill(config, progress=False)
-    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--family", "ctc", "--encoder-layers", "1",
-                 "--pad-step", "1",
-                 "--out", str(tmp_path / "ctc")])
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--family", "ctc",
+                 "--encoder-layers", "1", "--pad-step", "1", "--out", str(tmp_path / "ctc")])
     assert code == 2 and "--pad-step is for Whisper students" in capsys.readouterr().err
-    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2", "--decoder-layers", "1",
-                 "--pad-step", "0.013", "--out", str(tmp_path / "bad")])
-    assert code == 2 and "multiple of 0.02 s" in capsys.readouterr().err
-    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2", "--decoder-layers", "1",
-                 "--window-seconds", "10", "--pad-step", "0.5", "--out", str(tmp_path / "ok")])
+    with pytest.raises(SystemExit):  # refused by the parser, before the teacher loads
+        main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2",
+              "--decoder-layers", "1", "--pad-step", "0.013", "--out", str(tmp_path / "bad")])
+    assert "multiple of 0.02 s" in capsys.readouterr().err
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2",
+                 "--decoder-layers", "1", "--window-seconds", "10", "--pad-step", "0.5", "--out", str(tmp_path / "ok")])
     assert code == 0 and json.loads((tmp_path / "ok" / "student.json").read_text())["pad_step_seconds"] == 0.5
 
 
@@ -221,3 +221,41 @@ def test_feature_files_that_disagree_are_refused(student_1s, tmp_path):
     (folder / "preprocessor_config.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="disagree on pad_to_multiple_of .32000 vs 16000"):
         load_whisper(str(folder))
+
+
+def test_pruning_a_clip_length_student_measures_each_clip_as_alone(student_1s, speech_dir, tmp_path):
+    from tests.test_pseudo_label import speech_manifest
+    from voxdistill.data.manifest import read_manifest
+    from voxdistill.models.prune import measure_ffn_importance, prune_student
+
+    manifest = speech_manifest(speech_dir, tmp_path / "calibration.jsonl")
+    utterances = list(read_manifest(manifest))
+    whisper = load_whisper(str(student_1s))
+    batched = measure_ffn_importance(whisper, utterances, manifest.parent, batch_size=3, progress=False)
+    alone = measure_ffn_importance(whisper, utterances, manifest.parent, batch_size=1, progress=False)
+    for side in ("encoder", "decoder"):
+        for a, b in zip(getattr(batched, side), getattr(alone, side)):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert batched.encoder_positions == alone.encoder_positions < 3 * 500  # each clip's own length, not the window
+    out, _ = prune_student(str(student_1s), manifest, tmp_path / "pruned", keep=0.5, progress=False)
+    assert load_whisper(str(out)).processor.feature_extractor.pad_to_multiple_of == 16000
+
+
+def test_a_clip_length_teacher_is_refused_where_it_cannot_work(setup, student_1s, tmp_path, capsys):  # noqa: F811
+    from voxdistill.distill.consistency import TeacherMismatchError
+    from voxdistill.teacher.pseudo_label import PseudoLabelConfig, PseudoLabelError, run_pseudo_label
+
+    with pytest.raises(PseudoLabelError, match="its own length"):
+        run_pseudo_label(PseudoLabelConfig(str(student_1s), setup / "speech.jsonl", tmp_path / "pl",
+                                           GREEDY, top_k=4, encoder_state_seconds=5), progress=False)
+    # Online KD would run it on whole batches, padded to their longest clip.
+    config = from_dict(DistillConfig, config_dict(setup, tmp_path / "online", teacher={
+        "mode": "online", "model": str(student_1s), "allow_mismatch": True}))
+    with pytest.raises(TeacherMismatchError, match="teacher.mode=offline"):
+        distill(config, progress=False)
+    # A step that is no whole number of encoder positions fails in the parser, before any work.
+    for bad in ("nan", "0.013", "-1", "x"):
+        with pytest.raises(SystemExit):
+            main(["demo", "--out", str(tmp_path / "demo"), "--pad-step", bad])
+        assert "--pad-step" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -375,12 +375,17 @@ def _at_least(minimum: int | float, kind: type = int):
 
 
 def _pad_step(value: str) -> float | None:
+    """--pad-step: seconds, a whole number of encoder positions (checked here, before any work), or 'none'."""
+    from voxdistill.models.student import StudentConfigError, pad_step_samples
+
     if value == "none":
         return None
     try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: seconds (e.g. 1 or 0.5), or 'none'") from None
+        pad_step_samples(float(value))
+    except (ValueError, StudentConfigError) as err:
+        reason = err if isinstance(err, StudentConfigError) else "not a number"
+        raise argparse.ArgumentTypeError(f"{value!r}: {reason}; or 'none' to pad to the window") from None
+    return float(value)
 
 
 def _window(value: str) -> int | str | None:
@@ -591,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds of audio the student's encoder sees at once (default: the teacher's 30); "
                            "clips are zero-padded to it, so a window that just fits your clips saves encoder "
                            "time; longer audio is cut into windows")
-    init.add_argument("--pad-step", type=float, default=None, metavar="S",
+    init.add_argument("--pad-step", type=_pad_step, default=None, metavar="S",
                       help="Whisper students: encode each clip at its own length, zero-padded to the next multiple "
                            "of S seconds (at most the window; a multiple of 0.02), instead of to the whole window: "
                            "a 4 s clip costs 4 s of encoder work. Distillation trains it on exactly that padding")

@@ -37,7 +37,7 @@ from voxdistill.export.model_card import write_model_card
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
-    STUDENT_FILE, StudentSpec, build_student, parse_layers, save_student, window_seconds,
+    STUDENT_FILE, StudentSpec, build_student, pad_step_samples, parse_layers, save_student, window_seconds,
 )
 from voxdistill.runtime import Runtime
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
@@ -93,6 +93,8 @@ class PipelineConfig:
         if not (self.window_seconds in (None, "auto") or isinstance(self.window_seconds, int)):
             raise VoxdistillError(f"window_seconds must be a whole number of seconds, 'auto' or None, "
                                   f"got {self.window_seconds!r}")
+        if self.pad_step_seconds is not None:
+            pad_step_samples(self.pad_step_seconds)  # a StudentConfigError now, not after the corpus
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise VoxdistillError(f"seeds must be one or more different numbers, got {list(self.seeds)}")
         self.deployed()  # validates

@@ -134,6 +134,17 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
         mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {teacher_preprocessing}")
     if student_window > preprocessing["chunk_seconds"]:
         mismatch(f"the student's {student_window} s window is longer than the teacher's {preprocessing['chunk_seconds']} s")
+    if "clip_pad_step_samples" in preprocessing:
+        # A clip-length teacher reads each clip at its own length: its batches must run in groups
+        # (as pseudo-labelling does), and its encoder states are no fixed number of positions.
+        if tc.mode == "online":
+            raise TeacherMismatchError(
+                f"the teacher {tc.model} encodes each clip at its own length; distil from it offline, from its "
+                f"pseudo-labels and top-k cache (teacher.mode=offline)")
+        if config.loss.encoder_kd_weight > 0:
+            raise TeacherMismatchError(
+                f"the teacher that made {folder} encodes each clip at its own length, so its encoder states do "
+                f"not cover a fixed window; set loss.encoder_kd_weight=0")
     if config.loss.encoder_kd_weight > 0:
         source.encoder_positions = window_positions(student_window)
         cached = metadata.get("encoder_state_seconds", 0) if metadata else 0

@@ -48,7 +48,7 @@ from tqdm import tqdm
 from transformers import WhisperForConditionalGeneration
 
 from voxdistill.audio import SAMPLE_RATE, audio_duration, load_audio
-from voxdistill.data.dataset import log_mel
+from voxdistill.data.dataset import length_groups, log_mel
 from voxdistill.data.manifest import ManifestError, Utterance, read_manifest, scan_manifest
 from voxdistill.distill.batches import LabelError, build_decoder_batch
 from voxdistill.distill.losses import IGNORE_INDEX
@@ -174,11 +174,13 @@ def measure_ffn_importance(whisper: Whisper, utterances: list[Utterance], manife
             sources.update(labels.sources)
             real = labels.labels != IGNORE_INDEX  # the label positions; the prompt's come before them
             real[:, : len(prompt) - 1] = True
-            real_positions["decoder"] = real
-            features = log_mel(fe, audios).to(model.device, model.dtype)
-            out = model.model(input_features=features, decoder_input_ids=labels.decoder_input_ids.to(model.device),
-                              use_cache=False)
-            counts["encoder"] += out.encoder_last_hidden_state.shape[0] * out.encoder_last_hidden_state.shape[1]
+            # Clips a clip-length model pads alike run together, each read as it is when transcribed.
+            for rows in length_groups(fe, [len(a) for a in audios]):
+                real_positions["decoder"] = real[rows]
+                features = log_mel(fe, [audios[i] for i in rows]).to(model.device, model.dtype)
+                out = model.model(input_features=features, use_cache=False,
+                                  decoder_input_ids=labels.decoder_input_ids[rows].to(model.device))
+                counts["encoder"] += out.encoder_last_hidden_state.shape[0] * out.encoder_last_hidden_state.shape[1]
             counts["decoder"] += int(real.sum())
             bar.update(len(batch))
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,9 +190,9 @@ def window_seconds(config) -> int:
 def pad_step_samples(seconds: float) -> int:
     """Samples in a clip-length padding step of ``seconds``, or a StudentConfigError if the step is
     not a positive whole number of encoder positions (0.02 s: two mel frames)."""
-    samples = round(seconds * SAMPLE_RATE)
     position = 2 * HOP_LENGTH
-    if seconds <= 0 or abs(samples - seconds * SAMPLE_RATE) > 1e-6 or samples % position:
+    samples = round(seconds * SAMPLE_RATE) if math.isfinite(seconds) else 0
+    if not seconds > 0 or abs(samples - seconds * SAMPLE_RATE) > 1e-6 or samples % position:
         raise StudentConfigError(f"pad step {seconds:g} s: must be a positive multiple of "
                                  f"{position / SAMPLE_RATE:g} s (one encoder position), e.g. 1 or 0.5")
     return samples
@@ -397,8 +398,11 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StudentConfigError(f"{out} already exists and is not an empty folder; "
                                  f"choose another output folder or remove it")
-    window, pad_step = window_seconds(student_model.config), provenance.get("pad_step_seconds")
     fe = processor.feature_extractor
+    window = window_seconds(student_model.config)
+    # A record without the key (made before clip-length padding, or by hand) keeps the processor's.
+    pad_step = (provenance["pad_step_seconds"] if "pad_step_seconds" in provenance
+                else clip_pad_step(fe) and clip_pad_step(fe) / SAMPLE_RATE)
     if fe.chunk_length != window or clip_pad_step(fe) != (pad_step and pad_step_samples(pad_step)):
         processor = windowed_processor(processor, window, pad_step)  # features fill the window, or follow the clip
     with folder_written_atomically(out) as tmp:

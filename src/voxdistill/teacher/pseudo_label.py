@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
-from voxdistill.data.dataset import length_groups
+from voxdistill.data.dataset import clip_pad_step, length_groups
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
@@ -168,11 +168,11 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
     ``encoder_positions`` > 0, its encoder states over that many positions."""
     teacher = as_recogniser(model)
     references = references or [None] * len(audios)
+    if encoder_positions and clip_pad_step(teacher.feature_extractor) is not None:
+        raise VoxdistillError(f"{teacher.source} encodes each clip at its own length: its encoder states are not a "
+                              f"fixed number of positions to cache; use a fixed-window teacher")
     groups = length_groups(teacher.feature_extractor, [len(a) for a in audios])
     if len(groups) > 1:  # a clip-length model: each group of clips padded alike is labelled alone
-        if encoder_positions:
-            raise VoxdistillError(f"{teacher.source} encodes each clip at its own length: its encoder states "
-                             f"are not a fixed number of positions to cache; use a fixed-window teacher")
         parts = [(g, label_batch(teacher, [audios[i] for i in g], options, top_k, [references[i] for i in g]))
                  for g in groups]
         return BatchLabels(*(_in_order(len(audios), [(g, getattr(p, f)) for g, p in parts])
@@ -282,6 +282,9 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     scan_manifest(config.manifest)  # a bad line, a repeated id or no utterance fails before the teacher loads
     rank, world_size = distributed_rank()
     teacher = load_recogniser(config.teacher, config.runtime)
+    if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
+        raise PseudoLabelError(f"--encoder-state-seconds: {config.teacher} encodes each clip at its own length, so "
+                               f"its encoder states cover no fixed window; leave it at 0 for this teacher")
     if config.encoder_state_seconds > window_seconds(teacher):
         raise PseudoLabelError(f"--encoder-state-seconds {config.encoder_state_seconds} is longer than the "
                                f"teacher's {window_seconds(teacher):g} s window")
