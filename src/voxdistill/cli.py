@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _pipeline_parser(
         sub, "demo", cmd_demo,
-        "the whole pipeline on a bundled teacher and the demo corpus (about 15 min on 2 CPU cores)",
+        "the whole pipeline on a bundled teacher and the demo corpus (about 14 min on 2 CPU cores)",
         "Synthesise the demo corpus, pseudo-label its train split with the teacher, build a student "
         "from the teacher's layers, distil it with the ASKD recipe (configs/askd.yaml), evaluate "
         "teacher and student side by side, write the student's model card and an HTML report. Run "
