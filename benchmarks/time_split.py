@@ -31,12 +31,16 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile-decoder", action="store_true", help="torch: decode through torch.compile")
     args = parser.parse_args()
     quiet_transformers()
     threads = set_threads(args.threads)
     runtime = Runtime.of(args.runtime, args.compute_type)
     clips = [load_audio(u.audio_path(args.manifest.parent)) for u in islice(read_manifest(args.manifest), args.clips)]
     recognisers = {m: load_recogniser(m, runtime, threads) for m in args.model}
+    if args.compile_decoder:
+        for r in recognisers.values():
+            r.whisper.compile_decoder()
     options = DecodingOptions(batch_size=1)
     times = {m: {"encoder": [], "decoding": [], "steps": []} for m in args.model}
     for r in recognisers.values():

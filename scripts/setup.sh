@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Speech synthesis and text for the corpus; chromium and its driver for the test that renders the report.
+# Speech synthesis and text for the corpus; chromium and its driver for the test that renders the report;
+# g++ for torch.compile's CPU code (evaluate/transcribe --compile-decoder).
 DEBIAN_PACKAGES=(espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k fortunes-min
-                 chromium chromium-driver)
+                 chromium chromium-driver g++)
 VENV=${VOXDISTILL_VENV:-.venv}
 
 missing=()

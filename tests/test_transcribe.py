@@ -55,3 +55,28 @@ def test_greedy_loop_equals_generate_on_the_bundled_teacher(speech_dir):
     texts = [whisper.processor.tokenizer.decode(row).lower() for row in tokens]
     assert "lazy" in texts[0] and "report" in texts[1]
     assert len({len(row) for row in tokens}) > 1  # the clips ended at different steps
+
+
+def test_a_compiled_decoder_decodes_the_same_tokens(tiny_random_whisper, speech_dir):
+    """--compile-decoder: greedy decoding through torch.compile gives the eager tokens, batch and alone
+    (clips of different lengths share one dynamic graph), and leaves the fingerprint alone."""
+    from voxdistill.runtime import generate_tokens, load_recogniser
+
+    clips = [load_audio(speech_dir / f"{name}.wav") for name in ("fox", "report")]
+    options = DecodingOptions(batch_size=2, max_new_tokens=6, max_tokens_per_second=None)
+    eager = load_recogniser(str(tiny_random_whisper))
+    compiled = load_recogniser(str(tiny_random_whisper))
+    compiled.whisper.compile_decoder()
+    expected = generate_tokens(eager, clips, options)
+    assert generate_tokens(compiled, clips, options) == expected
+    assert [generate_tokens(compiled, [c], options)[0] for c in clips] == expected
+    assert compiled.fingerprint == eager.fingerprint
+
+
+def test_compile_decoder_is_for_the_torch_runtime():
+    from voxdistill.evaluation.evaluate import EvalSettings
+    from voxdistill.runtime import Runtime, RuntimeConfigError
+
+    with pytest.raises(RuntimeConfigError, match="--compile-decoder compiles PyTorch's"):
+        EvalSettings(runtime=Runtime("ct2", "int8"), compile_decoder=True)
+    assert EvalSettings(compile_decoder=True).compile_decoder

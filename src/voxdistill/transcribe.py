@@ -125,12 +125,13 @@ def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
     begin_suppress = torch.tensor(list(gen.begin_suppress_tokens or []), dtype=torch.long, device=device)
     eot = gen.eos_token_id
     step_ids = torch.tensor([list(prompt)] * batch, dtype=torch.long, device=device)
+    decoder = model.model.decoder if whisper.decoder_call is None else whisper.decoder_call
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     steps: list[torch.Tensor] = []
     for step in range(max_new_tokens):
-        hidden = model.model.decoder(input_ids=step_ids, encoder_hidden_states=encoder_states,
-                                     cache=cache, use_cache=True).last_hidden_state
+        hidden = decoder(input_ids=step_ids, encoder_hidden_states=encoder_states,
+                         cache=cache, use_cache=True).last_hidden_state
         logits = model.proj_out(hidden[:, -1])
         logits[:, suppress] = -math.inf
         if step == 0:

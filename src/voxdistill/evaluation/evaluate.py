@@ -39,7 +39,7 @@ from voxdistill.evaluation.metrics import EditCounts, char_edits, error_rate, lo
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
-from voxdistill.runtime import Recogniser, Runtime, describe, load_recogniser
+from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, describe, load_recogniser
 from voxdistill.transcribe import DecodingOptions, transcribe_audio
 
 TRANSCRIPTS_FILE = "transcripts.jsonl"
@@ -53,6 +53,14 @@ class EvalSettings:
     threads: int | None = None  # intra-op threads of the runtime; None keeps torch's default
     runtime: Runtime = Runtime()  # every Whisper model runs in this runtime and compute type
     ctc_runtime: Runtime = Runtime()  # CTC students run here: torch, or onnx (onnxruntime)
+    # Torch runtime: greedy decoding calls each Whisper's decoder through torch.compile (the same
+    # modules and weights; compiled during the untimed first calls).
+    compile_decoder: bool = False
+
+    def __post_init__(self):
+        if self.compile_decoder and self.runtime.backend != "torch":
+            raise RuntimeConfigError(f"--compile-decoder compiles PyTorch's decoding step; the {self.runtime.backend} "
+                                     f"runtime has its own")
 
     def runtime_for(self, source: str) -> Runtime:
         from voxdistill.models.ctc import is_ctc_folder
@@ -259,6 +267,10 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     threads = set_threads(settings.threads)
     loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
               for label, source in zip(labels, models)}
+    if settings.compile_decoder:
+        for recogniser in loaded.values():
+            if hasattr(recogniser, "whisper"):  # a Whisper in torch (a CTC student has no decoding loop)
+                recogniser.whisper.compile_decoder()
     evaluation = Evaluation(loaded, settings)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +292,7 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
         "speed": machine_description() | {
             "threads": threads, "latency_clips_per_set": settings.latency_clips,
             "throughput_batch_size": settings.decoding.batch_size, "warmup_clips": settings.warmup_clips,
-            "interleaved": True,
+            "interleaved": True, "compiled_decoder": settings.compile_decoder,
         },
         "manifests": {m.stem: str(m) for m in manifests},
         "transcripts": TRANSCRIPTS_FILE,
@@ -332,7 +344,8 @@ def format_table(result: dict) -> str:
 
     speed = result["speed"]
     runtime = result.get("runtime", {"backend": "torch", "compute_type": "float32"})
-    lines += ["", f"speed ({runtime['backend']} {runtime['compute_type']}): {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
+    compiled = ", decoder compiled" if speed.get("compiled_decoder") else ""
+    lines += ["", f"speed ({runtime['backend']} {runtime['compute_type']}{compiled}): {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
                   f"clips of each set, throughput at batch {speed['throughput_batch_size']}, models interleaved",
               f"{'model':{width}} {'params':>8} {'disk MB':>8} {'p50 ms':>8} {'p95 ms':>8} {'RTF':>6} "
               f"{'utt/s':>6} {'ins.':>6} {'loops':>6} {'speedup':>8}"]

@@ -71,6 +71,13 @@ class Whisper:
         self.processor = processor
         self.source = source  # the model argument as given
         self.folder = folder  # the Hugging Face folder it was loaded from, when local
+        self.decoder_call = None  # what greedy decoding calls for a step: the decoder, or its compiled form
+
+    def compile_decoder(self) -> None:
+        """Greedy decoding calls the decoder through ``torch.compile`` (dynamic shapes, so one graph
+        serves every step, batch and encoder length). The modules and weights are the same, so the
+        fingerprint does not change; the first calls compile (tens of seconds on a CPU)."""
+        self.decoder_call = torch.compile(self.model.model.decoder, dynamic=True)
 
     @cached_property
     def fingerprint(self) -> Fingerprint:
