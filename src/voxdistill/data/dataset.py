@@ -138,8 +138,21 @@ def length_bucketed_batches(items: Iterable[Utterance], batch_size: int, bucket_
 @dataclass
 class SpeechBatch:
     utterances: list[Utterance]  # the manifest records, extra fields included
-    input_features: torch.Tensor | None  # (B, n_mels, frames); None when every utterance is precomputed
+    # (rows of the batch, their (B', n_mels, frames) features) per group of clips the model pads
+    # alike (`length_groups`): one group, every row, for a fixed window. Empty when every
+    # utterance is precomputed.
+    feature_groups: list[tuple[list[int], torch.Tensor]]
     audios: list[np.ndarray]  # the 16 kHz signals behind the features (augmented, if augmenting)
+
+    @property
+    def input_features(self) -> torch.Tensor | None:
+        """(B, n_mels, frames) features of a batch whose clips all pad alike (always, for a
+        fixed-window model); None when every utterance is precomputed."""
+        if not self.feature_groups:
+            return None
+        if len(self.feature_groups) > 1:
+            raise ValueError("the clips of this batch pad to different lengths: read feature_groups")
+        return self.feature_groups[0][1]
 
     @property
     def ids(self) -> list[str]:
@@ -187,13 +200,14 @@ class SpeechDataset(torch.utils.data.IterableDataset):
             if k < self.start_batch or k % shards != shard:
                 continue
             if self.precomputed is not None and all(self.precomputed(u) for u in batch):
-                yield SpeechBatch(utterances=batch, input_features=None, audios=[])
+                yield SpeechBatch(utterances=batch, feature_groups=[], audios=[])
                 continue
             audios = [self._load(u.audio_path(manifest_dir)) for u in batch]
             if self.augmentation is not None:
                 audios = [self.augmentation.apply(a, self._utterance_rng(u)) for a, u in zip(audios, batch)]
-            yield SpeechBatch(utterances=batch, input_features=log_mel(self.feature_extractor, audios),
-                              audios=audios)
+            groups = length_groups(self.feature_extractor, [len(a) for a in audios])
+            yield SpeechBatch(utterances=batch, audios=audios, feature_groups=[
+                (rows, log_mel(self.feature_extractor, [audios[i] for i in rows])) for rows in groups])
 
     def _load(self, path: Path) -> np.ndarray:
         """The utterance's audio; it must fit the model's window, or its transcript would be cut."""

@@ -40,7 +40,7 @@ from transformers import WhisperForConditionalGeneration
 from transformers.modeling_outputs import Seq2SeqLMOutput
 
 from voxdistill.config import ConfigError, SettingChange, save_config
-from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, length_groups, log_mel
+from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, log_mel
 from voxdistill.data.manifest import scan_manifest
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
@@ -570,29 +570,25 @@ class WhisperTrainer(Trainer):
 
     def _student_inputs(self, speech_batch) -> list[tuple[list[int], dict]]:
         """(rows of the batch, the student's encoder inputs for them) for each group of clips the
-        student pads alike: the whole batch for a fixed window; for a clip-length student, clips of
-        equal padded length, each group with its own features (or cached states), so every clip is
-        encoded exactly as it will be when transcribed alone."""
+        student pads alike (`SpeechBatch.feature_groups`: the whole batch for a fixed window), so
+        every clip is encoded exactly as it will be when transcribed alone. With a frozen-encoder
+        cache the inputs are the stored states; a batch read wholly from the cache is grouped by
+        their lengths."""
         device, utts = self.accelerator.device, speech_batch.utterances
-        cached = self.encoder_cache is not None
-        if clip_pad_step(self.feature_extractor) is None:
-            features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
-            inputs = {"encoder_outputs": (self._cached_encoder_states(utts, features),)} if cached else {
-                "input_features": features}
-            return [(list(range(len(utts))), inputs)]
-        if speech_batch.input_features is None:  # every clip's states are cached: group by their length
-            states = [self.encoder_cache.load([u])[0] for u in utts]
-            by_length: dict[int, list[int]] = {}
-            for i, row in enumerate(states):
-                by_length.setdefault(row.shape[0], []).append(i)
-            return [(rows, {"encoder_outputs": (torch.stack([states[i] for i in rows]).to(device),)})
-                    for rows in by_length.values()]
-        groups = []
-        for rows in length_groups(self.feature_extractor, [len(a) for a in speech_batch.audios]):
-            features = log_mel(self.feature_extractor, [speech_batch.audios[i] for i in rows]).to(device)
-            groups.append((rows, {"encoder_outputs": (self._cached_encoder_states([utts[i] for i in rows], features),)}
-                           if cached else {"input_features": features}))
-        return groups
+
+        def inputs(rows: list[int], features: torch.Tensor) -> dict:
+            if self.encoder_cache is None:
+                return {"input_features": features.to(device)}
+            return {"encoder_outputs": (self._cached_encoder_states([utts[i] for i in rows], features.to(device)),)}
+
+        if speech_batch.feature_groups:
+            return [(rows, inputs(rows, features)) for rows, features in speech_batch.feature_groups]
+        states = [self.encoder_cache.load([u])[0] for u in utts]
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(states):
+            by_length.setdefault(row.shape[0], []).append(i)
+        return [(rows, {"encoder_outputs": (torch.stack([states[i] for i in rows]).to(device),)})
+                for rows in by_length.values()]
 
 
 def _grouped(model: torch.nn.Module, groups: list[tuple[list[int], dict]], decoder_input_ids: torch.Tensor):

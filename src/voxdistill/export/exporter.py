@@ -89,14 +89,14 @@ def export_model(model: str, format: str, out: Path, quantization: str = "float3
         source_folder = whisper.folder
         if source_folder is not None and (source_folder / STUDENT_FILE).is_file():
             shutil.copy2(source_folder / STUDENT_FILE, tmp / STUDENT_FILE)
+        step = clip_pad_step(whisper.processor.feature_extractor)
         record = {
             "format": format, "quantization": quantization, "source": model,
             "source_fingerprint": whisper.fingerprint.to_dict(),
             "parameters": sum(p.numel() for p in whisper.model.parameters()),
             "window_seconds": window_seconds(whisper.model.config), "multilingual": whisper.multilingual,
             # A clip-length model: each clip padded to the next multiple of this (None: to the window).
-            "pad_step_seconds": (None if clip_pad_step(whisper.processor.feature_extractor) is None
-                                 else clip_pad_step(whisper.processor.feature_extractor) / SAMPLE_RATE),
+            "pad_step_seconds": step and step / SAMPLE_RATE,
             "export_version": EXPORT_VERSION,
         } | ({"ctranslate2": _ctranslate2_version()} if format == "ct2" else {})
         (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -142,20 +142,22 @@ def window_seconds(recogniser: Recogniser) -> float:
 
 
 def by_padded_length(recogniser: Recogniser, audios: Sequence[np.ndarray],
-                     run: Callable[[list[np.ndarray]], list[T]]) -> list[T]:
-    """``run`` (one result per clip) over each group of clips the model pads to the same length, the
-    results back in the clips' order: for a clip-length model (`data.dataset.length_groups`), every
-    clip is encoded as it would be alone; for a fixed window, ``run`` sees the whole batch."""
+                     run: Callable[[list[int]], list[T]]) -> list[T]:
+    """``run`` (given the indices of a group of clips, one result per clip) over each group of clips
+    the model pads to the same length, the results back in the clips' order: for a clip-length model
+    (`data.dataset.length_groups`), every clip is encoded as it would be alone; for a fixed window,
+    ``run`` sees the whole batch."""
     results: list = [None] * len(audios)
     for group in length_groups(recogniser.feature_extractor, [len(a) for a in audios]):
-        for i, result in zip(group, run([audios[i] for i in group])):
+        for i, result in zip(group, run(group)):
             results[i] = result
     return results
 
 
 def generate_tokens(recogniser: Recogniser, audios: Sequence[np.ndarray], options) -> list[list[int]]:
     """Text token ids for each clip (each within the window)."""
-    def run(clips: list[np.ndarray]) -> list[list[int]]:
+    def run(group: list[int]) -> list[list[int]]:
+        clips = [audios[i] for i in group]
         return recogniser.decode(recogniser.encode(clips), options, max(len(a) for a in clips) / SAMPLE_RATE)
 
     return by_padded_length(recogniser, audios, run)

@@ -39,13 +39,15 @@ import torch
 from tqdm import tqdm
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
-from voxdistill.data.dataset import clip_pad_step, length_groups
+from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.errors import AudioError, VoxdistillError
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
-from voxdistill.runtime import Recogniser, Runtime, as_recogniser, load_recogniser, text_of, window_seconds
+from voxdistill.runtime import (
+    Recogniser, Runtime, as_recogniser, by_padded_length, load_recogniser, text_of, window_seconds,
+)
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
 from voxdistill.models.student import window_positions
 from voxdistill.transcribe import DecodingOptions, text_tokens
@@ -168,15 +170,24 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
     ``encoder_positions`` > 0, its encoder states over that many positions."""
     teacher = as_recogniser(model)
     references = references or [None] * len(audios)
-    if encoder_positions and clip_pad_step(teacher.feature_extractor) is not None:
+    if clip_pad_step(teacher.feature_extractor) is None:  # a fixed window: the batch is one group
+        return _label_group(teacher, audios, options, top_k, references, encoder_positions)
+    if encoder_positions:
         raise VoxdistillError(f"{teacher.source} encodes each clip at its own length: its encoder states are not a "
                               f"fixed number of positions to cache; use a fixed-window teacher")
-    groups = length_groups(teacher.feature_extractor, [len(a) for a in audios])
-    if len(groups) > 1:  # a clip-length model: each group of clips padded alike is labelled alone
-        parts = [(g, label_batch(teacher, [audios[i] for i in g], options, top_k, [references[i] for i in g]))
-                 for g in groups]
-        return BatchLabels(*(_in_order(len(audios), [(g, getattr(p, f)) for g, p in parts])
-                             for f in ("tokens", "topk", "reference_tokens", "reference_topk")), None)
+
+    def run(group: list[int]) -> list[tuple]:  # the clips padded alike, labelled together
+        labels = _label_group(teacher, [audios[i] for i in group], options, top_k, [references[i] for i in group])
+        return list(zip(labels.tokens, labels.topk or [None] * len(group), labels.reference_tokens,
+                        labels.reference_topk))
+
+    tokens, topk, reference_tokens, reference_topk = map(list, zip(*by_padded_length(teacher, audios, run)))
+    return BatchLabels(tokens, topk if top_k else None, reference_tokens, reference_topk, None)
+
+
+def _label_group(teacher: Recogniser, audios: list, options: DecodingOptions, top_k: int,
+                 references: list[str | None], encoder_positions: int = 0) -> BatchLabels:
+    """`label_batch` for clips the teacher pads alike, encoded together."""
     encoded = teacher.encode(audios)
     tokens = teacher.decode(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
     limit = teacher.max_target_positions - len(teacher.prompt(options.language)) - 1
@@ -189,17 +200,6 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
     if any(r is not None for r in reference_tokens):
         labels.reference_topk = teacher.teacher_forced_topk(encoded, reference_tokens, top_k, options.language)
     return labels
-
-
-def _in_order(n: int, parts: list[tuple[list[int], list | None]]) -> list | None:
-    """The per-clip values of groups (clip indices, values) as one list in clip order."""
-    if any(values is None for _, values in parts):
-        return None
-    merged: list = [None] * n
-    for group, values in parts:
-        for i, value in zip(group, values):
-            merged[i] = value
-    return merged
 
 
 @dataclass
