@@ -254,6 +254,8 @@ def test_what_a_ctc_recogniser_refuses(saved, clips):
         recogniser.decode(encoded, DecodingOptions(num_beams=2), 3.0)
     with pytest.raises(CTCUnsupportedError, match="pseudo-labelling teacher"):
         recogniser.teacher_forced_topk(encoded, [[3]], top_k=2)
+    with pytest.raises(CTCUnsupportedError, match="pseudo-labelling teacher"):
+        recogniser.decode_scored(encoded, DecodingOptions(), 3.0)
     with pytest.raises(CTCUnsupportedError, match="encoder states"):
         recogniser.encoder_states(encoded, 10)
     with pytest.raises(RuntimeConfigError, match="torch or onnx"):

@@ -18,6 +18,7 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
 from voxdistill.models.loading import load_whisper
+from voxdistill.teacher.filters import REASONS, LabelFilters
 from voxdistill.teacher.topk import TopKCache
 from voxdistill.transcribe import log_mel, prompt_tokens
 
@@ -58,7 +59,11 @@ def straight_run(tiny_random_whisper, manifest, tmp_path_factory):
 def test_every_utterance_once_in_manifest_order(straight_run, manifest):
     assert [r["id"] for r in records(straight_run)] == [u.id for u in read_manifest(manifest)]
     metadata = json.loads((straight_run / "metadata.json").read_text())
-    assert metadata["counts"] == {"total": 24, "kept": 24, "dropped": 0, "skipped_bad_audio": 0}
+    assert metadata["counts"] == {"total": 24, "kept": 24, "dropped": 0, "skipped_bad_audio": 0,
+                                  "dropped_by": dict.fromkeys(("wer", *REASONS), 0)}
+    # The random teacher's labels fail the reference-free filters, which leave referenced utterances
+    # to the WER filter (off here).
+    assert all(LabelFilters().reasons(r) for r in records(straight_run))
 
 
 def test_metadata_fingerprint_is_the_teachers(straight_run, tiny_random_whisper):
@@ -133,7 +138,8 @@ def test_wer_filter_counts(speech_dir, tmp_path, capsys):
     assert all(r["reference_text"] == SPEECH[r["id"].rsplit("-", 1)[0]][1] for r in kept)
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["counts"]["kept"] == len(kept) and metadata["counts"]["dropped"] == len(dropped)
-    assert f"{len(kept)} kept, {len(dropped)} dropped by the WER filter" in capsys.readouterr().out
+    assert f"{len(kept)} kept, {len(dropped)} dropped (wer {len(dropped)})" in capsys.readouterr().out
+    assert all(u.extra["drop_reasons"] == ["wer"] for u in dropped)
     # tiny.en mishears "brown fox ... dog" in the espeak clip and gets the weather sentence right.
     assert "weather-0" in {r["id"] for r in kept} and "fox-0" in {u.id for u in dropped}
 

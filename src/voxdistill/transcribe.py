@@ -23,7 +23,7 @@ from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
-from voxdistill.runtime import Recogniser, as_recogniser, text_of, window_samples
+from voxdistill.runtime import Decoded, Recogniser, as_recogniser, no_speech_token, text_of, window_samples
 from voxdistill.runtime import generate_tokens
 
 
@@ -101,9 +101,38 @@ def decode_tokens(whisper: Whisper, encoder_outputs: BaseModelOutput, options: D
             force_unique_generate_call=True,
             **kwargs,
         ).tolist()
+    return _text_only(whisper, out)
+
+
+def _text_only(whisper: Whisper, rows: list[list[int]]) -> list[list[int]]:
+    """Decoded rows without end-of-text, timestamps and other special tokens."""
     eot = whisper.model.generation_config.eos_token_id
     special_start = whisper.model.generation_config.decoder_start_token_id
-    return [[t for t in row if t != eot and t < special_start] for row in out]
+    return [[t for t in row if t != eot and t < special_start] for row in rows]
+
+
+def decode_scored(whisper: Whisper, encoder_states: torch.Tensor, options: DecodingOptions,
+                  audio_seconds: float) -> list[Decoded]:
+    """`decode_tokens` with each transcript's average log-probability and no-speech probability
+    (`runtime.Decoded`): greedy decoding measures them as it goes (`greedy_decode_scored`), beam
+    search in one teacher-forced pass along the tokens it chose (`score_tokens`)."""
+    prompt = prompt_tokens(whisper, options.language)
+    no_speech = no_speech_token(whisper.processor.tokenizer)
+    if options.num_beams == 1:
+        rows, avg_logprobs, no_speech_probs = greedy_decode_scored(
+            whisper, encoder_states, prompt, options.token_budget(audio_seconds), no_speech)
+        tokens = _text_only(whisper, rows)
+    else:
+        tokens = decode_tokens(whisper, BaseModelOutput(last_hidden_state=encoder_states), options, audio_seconds)
+        avg_logprobs, no_speech_probs = score_tokens(whisper, encoder_states, prompt, tokens, no_speech)
+    return [Decoded(*scored) for scored in zip(tokens, avg_logprobs, no_speech_probs)]
+
+
+def _suppressed(whisper: Whisper, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens suppressed at every step, tokens suppressed at the first) by the model's generation config."""
+    gen = whisper.model.generation_config
+    return (torch.tensor(list(gen.suppress_tokens or []), dtype=torch.long, device=device),
+            torch.tensor(list(gen.begin_suppress_tokens or []), dtype=torch.long, device=device))
 
 
 @torch.inference_mode()
@@ -118,17 +147,42 @@ def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
     about as much per token as a small decoder's layers, and they cost the teacher and a student
     alike, which hides what a shallower decoder saves. Here each step is the decoder with its
     key-value cache, the output projection of the last position only, and an argmax."""
+    steps = [tokens for _, _, tokens, _ in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens)]
+    return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(encoder_states.shape[0])]
+
+
+@torch.inference_mode()
+def greedy_decode_scored(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int], max_new_tokens: int,
+                         no_speech: int) -> tuple[list[list[int]], list[float], list[float]]:
+    """`greedy_decode`, and per clip Whisper's ``avg_logprob`` (the mean log-probability of the tokens
+    emitted, end-of-text included, under the suppressed distribution each was chosen from) and
+    ``no_speech_prob`` (the probability of token ``no_speech`` at the start-of-transcript position,
+    from the raw logits there). The latter reads the prompt's decoder states that the first step
+    computes anyway: one more row of the output projection per clip."""
+    steps, logprob_sum, emitted = [], torch.zeros(()), torch.zeros(())
+    for hidden, logits, tokens, decoding in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens):
+        if not steps:  # the first step fed the prompt, which starts with <|startoftranscript|>
+            no_speech_probs = whisper.model.proj_out(hidden[:, 0]).float().softmax(dim=-1)[:, no_speech]
+        chosen = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens[:, None])[:, 0]  # (B,)
+        logprob_sum = logprob_sum + torch.where(decoding, chosen, 0.0)
+        emitted = emitted + decoding
+        steps.append(tokens)
+    return torch.stack(steps, dim=1).tolist(), (logprob_sum / emitted).tolist(), no_speech_probs.tolist()
+
+
+def _greedy_steps(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int],
+                  max_new_tokens: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Greedy decoding one step at a time, yielding the decoder states of the positions fed (B, fed,
+    d_model), the logits after suppression (B, vocab), the tokens chosen (B,) and which clips were
+    still decoding (B,) bool; a finished clip is given end-of-text."""
     model = whisper.model
-    gen = model.generation_config
     batch, device = encoder_states.shape[0], encoder_states.device
-    suppress = torch.tensor(list(gen.suppress_tokens or []), dtype=torch.long, device=device)
-    begin_suppress = torch.tensor(list(gen.begin_suppress_tokens or []), dtype=torch.long, device=device)
-    eot = gen.eos_token_id
+    suppress, begin_suppress = _suppressed(whisper, device)
+    eot = model.generation_config.eos_token_id
     step_ids = torch.tensor([list(prompt)] * batch, dtype=torch.long, device=device)
     decoder = model.model.decoder if whisper.decoder_call is None else whisper.decoder_call
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    steps: list[torch.Tensor] = []
     for step in range(max_new_tokens):
         hidden = decoder(input_ids=step_ids, encoder_hidden_states=encoder_states,
                          cache=cache, use_cache=True).last_hidden_state
@@ -137,12 +191,36 @@ def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
         if step == 0:
             logits[:, begin_suppress] = -math.inf
         tokens = torch.where(finished, eot, logits.argmax(dim=-1))
-        steps.append(tokens)
+        yield hidden, logits, tokens, ~finished
         finished |= tokens == eot
         if bool(finished.all()):
             break
         step_ids = tokens[:, None]
-    return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(batch)]
+
+
+@torch.inference_mode()
+def score_tokens(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int], sequences: list[list[int]],
+                 no_speech: int) -> tuple[list[float], list[float]]:
+    """What `greedy_decode_scored` measures, for given transcripts (text tokens, end-of-text appended)
+    in one teacher-forced decoder pass with the same token suppression: for transcripts that beam
+    search chose."""
+    eot = whisper.model.generation_config.eos_token_id
+    full = [list(prompt) + s + [eot] for s in sequences]
+    width = max(len(s) for s in full)
+    # Right padding is safe: the decoder is causal, so padding never changes earlier positions.
+    ids = torch.tensor([s + [eot] * (width - len(s)) for s in full], device=encoder_states.device)
+    hidden = whisper.model.model.decoder(input_ids=ids, encoder_hidden_states=encoder_states).last_hidden_state
+    logits = whisper.model.proj_out(hidden).float()  # (B, width, vocab)
+    no_speech_probs = logits[:, 0].softmax(dim=-1)[:, no_speech]
+    suppress, begin_suppress = _suppressed(whisper, logits.device)
+    first = len(prompt) - 1  # the position after the last prompt token predicts the first text token
+    predicting = logits[:, first:-1]  # (B, width - len(prompt), vocab)
+    predicting[:, :, suppress] = -math.inf
+    predicting[:, 0, begin_suppress] = -math.inf
+    log_probs = torch.log_softmax(predicting, dim=-1).gather(2, ids[:, first + 1 :, None])[..., 0]
+    lengths = torch.tensor([len(s) + 1 for s in sequences], device=logits.device)
+    emitted = torch.arange(log_probs.shape[1], device=logits.device) < lengths[:, None]
+    return (torch.where(emitted, log_probs, 0.0).sum(1) / lengths).tolist(), no_speech_probs.tolist()
 
 
 def transcribe_audio(

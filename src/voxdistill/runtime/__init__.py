@@ -43,6 +43,7 @@ BACKENDS = ("torch", "ct2", "onnx")  # onnx: CTC students only
 WHISPER_BACKENDS = ("torch", "ct2")
 CTC_BACKENDS = ("torch", "onnx")
 T = TypeVar("T")
+NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")  # its name in newer and older Whisper vocabularies
 TORCH_COMPUTE_TYPES = ("float32", "int8")  # int8: the decoder in dynamic int8 (models.quantize)
 
 
@@ -87,6 +88,28 @@ def compute_types(backend: str) -> tuple[str, ...]:
     return tuple(sorted(ctranslate2.get_supported_compute_types("cpu")))
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One clip's transcript with the decoder's confidence in it: the signals Whisper's transcriber
+    filters its windows on (`teacher.filters`)."""
+
+    tokens: list[int]  # text token ids (prompt, end-of-text and timestamps removed)
+    # Mean log-probability of the tokens the decoder emitted, end-of-text included (when it came within
+    # the token budget), each under the distribution it was chosen from (after token suppression).
+    avg_logprob: float
+    no_speech_prob: float  # probability of the no-speech token at the start-of-transcript position
+
+
+def no_speech_token(tokenizer) -> int:
+    """The id of the no-speech token in a Whisper tokenizer's vocabulary."""
+    vocabulary = tokenizer.get_vocab()
+    for token in NO_SPEECH_TOKENS:
+        if token in vocabulary:
+            return vocabulary[token]
+    raise VoxdistillError(f"the tokenizer has none of {', '.join(NO_SPEECH_TOKENS)}: not a Whisper vocabulary, "
+                          f"so there is no no-speech probability to measure")
+
+
 class Recogniser(Protocol):
     """A Whisper model loaded in one runtime. ``Encoded`` values are the backend's own encoder
     states; they only travel from `encode` to the other methods of the same recogniser."""
@@ -121,6 +144,10 @@ class Recogniser(Protocol):
     def decode(self, encoded: Any, options, audio_seconds: float) -> list[list[int]]:
         """Text token ids (prompt, end-of-text and timestamps removed) decoded with ``options`` (a
         `transcribe.DecodingOptions`) for clips whose longest lasts ``audio_seconds``."""
+
+    def decode_scored(self, encoded: Any, options, audio_seconds: float) -> list[Decoded]:
+        """`decode` with each transcript's average log-probability and no-speech probability, as
+        Whisper computes them."""
 
     def teacher_forced_topk(self, encoded: Any, sequences: list[list[int] | None], top_k: int,
                             language: str = "en") -> list[TopK | None]:

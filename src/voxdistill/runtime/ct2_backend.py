@@ -34,7 +34,7 @@ from transformers import WhisperFeatureExtractor, WhisperTokenizer
 from voxdistill.data.dataset import clip_pad_step, log_mel
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
-from voxdistill.runtime import Runtime
+from voxdistill.runtime import Decoded, Runtime
 from voxdistill.teacher.topk import TopK
 
 # Every Whisper decoder has 448 positions; CTranslate2 does not expose the number (faster-whisper
@@ -111,13 +111,29 @@ class CT2Recogniser:
                 f"Whisper's 30 s window); write the model's own there (voxdistill export does)") from err
 
     def decode(self, encoded: ctranslate2.StorageView, options, audio_seconds: float) -> list[list[int]]:
+        return [self._text_only(r.sequences_ids[0]) for r in self._generate(encoded, options, audio_seconds)]
+
+    def decode_scored(self, encoded: ctranslate2.StorageView, options, audio_seconds: float) -> list[Decoded]:
+        steps = options.token_budget(audio_seconds)
+        decoded = []
+        for r in self._generate(encoded, options, audio_seconds, return_scores=True, return_no_speech_prob=True):
+            ids = r.sequences_ids[0]
+            # The score is the summed log-probability of the tokens emitted (end-of-text included when it
+            # came within the budget) over len(ids), its length penalty of 1 (as faster-whisper reads it).
+            emitted = len(ids) + (len(ids) < steps)
+            decoded.append(Decoded(self._text_only(ids), r.scores[0] * len(ids) / emitted, r.no_speech_prob))
+        return decoded
+
+    def _generate(self, encoded: ctranslate2.StorageView, options, audio_seconds: float, **returns) -> list:
         prompt = self.prompt(options.language)
         steps = options.token_budget(audio_seconds)
-        results = self.model.generate(encoded, [prompt] * encoded.shape[0], beam_size=options.num_beams,
-                                      max_length=_max_length(prompt, steps), suppress_tokens=[-1],
-                                      suppress_blank=True)
-        # CTranslate2 leaves the prompt and end-of-text out; timestamps are dropped as in torch.
-        return [[t for t in r.sequences_ids[0] if t != self._eot and t < self._sot] for r in results]
+        return self.model.generate(encoded, [prompt] * encoded.shape[0], beam_size=options.num_beams,
+                                   max_length=_max_length(prompt, steps), suppress_tokens=[-1],
+                                   suppress_blank=True, **returns)
+
+    def _text_only(self, ids: list[int]) -> list[int]:
+        """CTranslate2 leaves the prompt and end-of-text out; timestamps are dropped as in torch."""
+        return [t for t in ids if t != self._eot and t < self._sot]
 
     def teacher_forced_topk(self, encoded: ctranslate2.StorageView, sequences: list[list[int] | None], top_k: int,
                             language: str = "en") -> list[TopK | None]:

@@ -33,7 +33,7 @@ from voxdistill.models.ctc import (
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.paths import cache_dir
-from voxdistill.runtime import CTC_BACKENDS, Runtime, RuntimeConfigError
+from voxdistill.runtime import CTC_BACKENDS, Decoded, Runtime, RuntimeConfigError
 from voxdistill.teacher.topk import TopK
 
 
@@ -95,10 +95,16 @@ class CTCRecogniser:
                                       f"label of each frame); decode it with 1 beam")
         return greedy_ctc(encoded.logits, encoded.lengths)
 
+    def decode_scored(self, encoded: CTCEncoded, options, audio_seconds: float) -> list[Decoded]:
+        raise self._not_a_teacher()
+
     def teacher_forced_topk(self, encoded: CTCEncoded, sequences: list[list[int] | None], top_k: int,
                             language: str = "en") -> list[TopK | None]:
-        raise CTCUnsupportedError(f"{self.source}: a CTC student has no distribution over a Whisper vocabulary, "
-                                  f"so it cannot be a pseudo-labelling teacher; use a Whisper teacher")
+        raise self._not_a_teacher()
+
+    def _not_a_teacher(self) -> CTCUnsupportedError:
+        return CTCUnsupportedError(f"{self.source}: a CTC student has no distribution over a Whisper vocabulary, "
+                                   f"so it cannot be a pseudo-labelling teacher; use a Whisper teacher")
 
     def encoder_states(self, encoded: CTCEncoded, positions: int) -> torch.Tensor:
         raise CTCUnsupportedError(f"{self.source}: a CTC student cannot serve as a teacher's encoder states; "

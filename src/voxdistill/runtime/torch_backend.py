@@ -14,9 +14,9 @@ from transformers.modeling_outputs import BaseModelOutput
 from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import quantize_decoder_int8
-from voxdistill.runtime import Runtime
+from voxdistill.runtime import Decoded, Runtime
 from voxdistill.teacher.topk import TopK
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
+from voxdistill.transcribe import DecodingOptions, decode_scored, decode_tokens, encode, log_mel, prompt_tokens
 
 
 class TorchRecogniser:
@@ -67,6 +67,9 @@ class TorchRecogniser:
 
     def decode(self, encoded: torch.Tensor, options: DecodingOptions, audio_seconds: float) -> list[list[int]]:
         return decode_tokens(self.whisper, BaseModelOutput(last_hidden_state=encoded), options, audio_seconds)
+
+    def decode_scored(self, encoded: torch.Tensor, options: DecodingOptions, audio_seconds: float) -> list[Decoded]:
+        return decode_scored(self.whisper, encoded, options, audio_seconds)
 
     @torch.inference_mode()
     def teacher_forced_topk(self, encoded: torch.Tensor, sequences: list[list[int] | None], top_k: int,

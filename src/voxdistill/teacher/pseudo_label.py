@@ -9,9 +9,15 @@ Layout of an output folder:
     shards/00000.safetensors    the teacher's top-k token ids and log-probabilities along its own
                                 transcripts and along the references, and optionally its encoder
                                 states (see ``teacher.topk``)
-    pseudo_labels.jsonl         the merged manifest, in input order, WER-filtered
-    dropped.jsonl               utterances the WER filter dropped, with their WER
-    metadata.json               fingerprint, decoding and preprocessing settings, counts
+    pseudo_labels.jsonl         the merged manifest, in input order, filtered
+    dropped.jsonl               utterances the filters dropped, with their ``drop_reasons``
+    metadata.json               fingerprint, decoding and preprocessing settings, filters, counts
+
+Every record holds the teacher's confidence signals (`teacher.filters.SIGNALS`). The filters are
+applied when the shards are merged, from those records: an utterance with a reference is judged by
+its WER (``wer_threshold``), one without by the reference-free `LabelFilters`. So the filter settings
+are not part of the run's identity: the same command with other thresholds merges the finished
+shards again, without relabelling.
 
 Work is committed shard by shard: the safetensors file first, then the jsonl, each written under a
 temporary name and renamed, so a shard's jsonl is its completion marker. A killed run started again
@@ -46,8 +52,9 @@ from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
 from voxdistill.runtime import (
-    Recogniser, Runtime, as_recogniser, by_padded_length, load_recogniser, text_of, window_seconds,
+    Decoded, Recogniser, Runtime, as_recogniser, by_padded_length, load_recogniser, text_of, window_seconds,
 )
+from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
 from voxdistill.models.student import window_positions
 from voxdistill.transcribe import DecodingOptions, text_tokens
@@ -65,6 +72,7 @@ class PseudoLabelConfig:
     decoding: DecodingOptions = DecodingOptions()
     top_k: int = 16  # teacher log-probs kept per output position; 0 keeps none
     wer_threshold: float | None = None  # drop pseudo-labels whose WER vs the reference exceeds this
+    filters: LabelFilters = LabelFilters()  # when to drop pseudo-labels of utterances without a reference
     shard_size: int = 64  # utterances committed together
     max_bad_audio: int = 0  # unreadable files to skip (logged by id) before giving up
     # Seconds of the teacher's final encoder states to cache per utterance (from the start of its
@@ -90,7 +98,8 @@ class PseudoLabelConfig:
 class PseudoLabelSummary:
     total: int
     kept: int
-    dropped: int  # by the WER filter
+    dropped: int  # by the WER filter or the reference-free filters
+    dropped_by: dict[str, int]  # utterances each rule dropped (one may fail several)
     skipped: int  # bad audio, skipped on request
     audio_seconds: float
     metadata_path: Path
@@ -117,6 +126,7 @@ def run_identity(config: PseudoLabelConfig, teacher: Recogniser) -> dict:
         "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
         "top_k": config.top_k,
         "streams": list(STREAMS),  # the cached row streams (teacher.topk)
+        "signals": list(SIGNALS),  # what each record holds for the filters (teacher.filters)
         "encoder_state_seconds": config.encoder_state_seconds,
         "shard_size": config.shard_size,
         "manifest_sha256": sha256_of_files([config.manifest]),
@@ -131,6 +141,10 @@ def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_si
             write_text_atomic(run_file, json.dumps(identity, indent=2))
     _barrier(world_size)
     existing = json.loads(run_file.read_text())
+    if "signals" not in existing:
+        raise PseudoLabelError(
+            f"{config.out} holds pseudo-labels of an older voxdistill, whose records lack the signals the "
+            f"filters read ({', '.join(SIGNALS)}); label again into another --out, or delete that folder")
     if existing != identity:
         differing = sorted(k for k in identity if existing.get(k) != identity[k])
         raise PseudoLabelError(
@@ -155,7 +169,7 @@ def shard_paths(out: Path, index: int) -> tuple[Path, Path]:
 class BatchLabels:
     """What the teacher writes for one batch of clips."""
 
-    tokens: list[list[int]]  # its transcript of each clip, as token ids (prompt and <eot> removed)
+    transcripts: list[Decoded]  # its transcript of each clip (token ids) with its confidence in it
     topk: list[TopK] | None  # top-k rows along each transcript (None when top_k is 0)
     reference_tokens: list[list[int] | None]  # each clip's reference as token ids, if it has one
     reference_topk: list[TopK | None]  # top-k rows teacher-forced along each reference
@@ -178,21 +192,22 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
 
     def run(group: list[int]) -> list[tuple]:  # the clips padded alike, labelled together
         labels = _label_group(teacher, [audios[i] for i in group], options, top_k, [references[i] for i in group])
-        return list(zip(labels.tokens, labels.topk or [None] * len(group), labels.reference_tokens,
+        return list(zip(labels.transcripts, labels.topk or [None] * len(group), labels.reference_tokens,
                         labels.reference_topk))
 
-    tokens, topk, reference_tokens, reference_topk = map(list, zip(*by_padded_length(teacher, audios, run)))
-    return BatchLabels(tokens, topk if top_k else None, reference_tokens, reference_topk, None)
+    transcripts, topk, reference_tokens, reference_topk = map(list, zip(*by_padded_length(teacher, audios, run)))
+    return BatchLabels(transcripts, topk if top_k else None, reference_tokens, reference_topk, None)
 
 
 def _label_group(teacher: Recogniser, audios: list, options: DecodingOptions, top_k: int,
                  references: list[str | None], encoder_positions: int = 0) -> BatchLabels:
     """`label_batch` for clips the teacher pads alike, encoded together."""
     encoded = teacher.encode(audios)
-    tokens = teacher.decode(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
+    transcripts = teacher.decode_scored(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
+    tokens = [t.tokens for t in transcripts]
     limit = teacher.max_target_positions - len(teacher.prompt(options.language)) - 1
     reference_tokens = [None if r is None else text_tokens(teacher.tokenizer, r)[:limit] for r in references]
-    labels = BatchLabels(tokens, None, reference_tokens, [None] * len(audios),
+    labels = BatchLabels(transcripts, None, reference_tokens, [None] * len(audios),
                          teacher.encoder_states(encoded, encoder_positions) if encoder_positions else None)
     if top_k == 0:
         return labels
@@ -233,9 +248,9 @@ def _label_shard(teacher: Recogniser, chunk: list[Utterance], config: PseudoLabe
         if batch:
             labels = label_batch(teacher, audios, options, config.top_k, [u.text for u in batch],
                                  config.encoder_positions)
-            for i, (utt, t) in enumerate(zip(batch, labels.tokens)):
-                text = text_of(teacher, t)
-                records[utt.id] = _label_record(utt, text, t, labels.reference_tokens[i])
+            for i, (utt, transcript) in enumerate(zip(batch, labels.transcripts)):
+                records[utt.id] = _label_record(utt, text_of(teacher, transcript.tokens), transcript,
+                                                labels.reference_tokens[i])
                 outputs[utt.id] = (labels.topk[i] if labels.topk else None, labels.reference_topk[i],
                                    None if labels.encoder_states is None else labels.encoder_states[i])
             progress.update(len(batch), sum(len(a) for a in audios) / SAMPLE_RATE)
@@ -263,17 +278,26 @@ class _Progress:
         self.bar.close()
 
 
-def _label_record(utt: Utterance, text: str, tokens: list[int], reference_tokens: list[int] | None) -> dict:
+def _label_record(utt: Utterance, text: str, transcript: Decoded, reference_tokens: list[int] | None) -> dict:
     record = utt.to_json()
     record.pop("text", None)
     if utt.text is not None:
         record["reference_text"] = utt.text
         record["reference_tokens"] = reference_tokens
     record["text"] = text
-    record["pseudo_label_tokens"] = tokens
+    record["pseudo_label_tokens"] = transcript.tokens
     if utt.text is not None:
         record["pseudo_label_wer"] = round(word_error_rate([utt.text], [text]), 4)
-    return record
+    return record | label_signals(text, transcript.avg_logprob, transcript.no_speech_prob)
+
+
+def drop_reasons(record: dict, config: PseudoLabelConfig) -> list[str]:
+    """Why a pseudo-label record is dropped ([]: kept). Its reference, where it has one, is the better
+    judge: such a record is dropped only by ``wer_threshold``, the others by ``config.filters``."""
+    if "reference_text" not in record:
+        return config.filters.reasons(record)
+    too_wrong = config.wer_threshold is not None and record["pseudo_label_wer"] > config.wer_threshold
+    return ["wer"] if too_wrong else []
 
 
 def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
@@ -320,9 +344,10 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
 
 
 def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelSummary:
-    """Join finished shards, in manifest order, into ``pseudo_labels.jsonl``; apply the WER filter;
-    write ``metadata.json``."""
+    """Join finished shards, in manifest order, into ``pseudo_labels.jsonl`` and ``dropped.jsonl``
+    (`drop_reasons`); write ``metadata.json``."""
     kept, dropped, skipped = [], [], 0
+    dropped_by = dict.fromkeys(("wer", *REASONS), 0)
     audio_seconds = 0.0
     for index, _ in shards_of(config.manifest, config.shard_size):
         jsonl_path, _ = shard_paths(config.out, index)
@@ -332,9 +357,12 @@ def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelS
                 skipped += 1
                 continue
             audio_seconds += record["duration"]
-            wer = record.get("pseudo_label_wer")
-            too_wrong = config.wer_threshold is not None and wer is not None and wer > config.wer_threshold
-            (dropped if too_wrong else kept).append(record)
+            if reasons := drop_reasons(record, config):
+                dropped.append(record | {"drop_reasons": reasons})
+                for reason in reasons:
+                    dropped_by[reason] += 1
+            else:
+                kept.append(record)
 
     # Shard paths in records are relative to the output folder; audio paths become absolute so
     # that the pseudo-label manifest works from its new folder.
@@ -361,11 +389,13 @@ def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelS
         "topk_positions": "one row per label token plus the final end-of-text; log-probabilities over the full vocabulary",
         "topk_streams": list(STREAMS) if config.top_k else [],
         "encoder_state_seconds": config.encoder_state_seconds,
-        "wer_threshold": config.wer_threshold,
+        "wer_threshold": config.wer_threshold,  # for utterances with a reference
+        "filters": asdict(config.filters),  # for utterances without one
         "manifest": str(config.manifest.resolve()),
-        "counts": {"total": total, "kept": len(kept), "dropped": len(dropped), "skipped_bad_audio": skipped},
+        "counts": {"total": total, "kept": len(kept), "dropped": len(dropped), "skipped_bad_audio": skipped,
+                   "dropped_by": dropped_by},
         "audio_hours": round(audio_seconds / 3600, 4),
     }
     metadata_path = config.out / "metadata.json"
     write_text_atomic(metadata_path, json.dumps(metadata, indent=2))
-    return PseudoLabelSummary(total, len(kept), len(dropped), skipped, audio_seconds, metadata_path)
+    return PseudoLabelSummary(total, len(kept), len(dropped), dropped_by, skipped, audio_seconds, metadata_path)
