@@ -18,7 +18,7 @@ from voxdistill.data.corpus import PRESETS
 from voxdistill.distill.config import DistillConfig
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
-from voxdistill.pipeline import CONFIGS, EVAL_SETS, PipelineConfig, recipe_config, run_pipeline
+from voxdistill.pipeline import CONFIGS, SYNTHETIC_TEST_SETS, PipelineConfig, recipe_config, run_pipeline
 
 
 def test_teacher_ft_is_ce_on_the_same_labels_from_a_copy_of_the_teacher(tmp_path):
@@ -55,7 +55,7 @@ def bench(tiny_random_whisper, tmp_path_factory):
         patch.setitem(PRESETS, "small", SMALL)
         config = PipelineConfig(out=tmp_path_factory.mktemp("bench") / "bench", teacher=str(tiny_random_whisper),
                                 recipes=("teacher-ft",), preset="small", steps=4, seeds=(0, 1), latency_clips=1,
-                                deployed_runtime=None)  # the deployed runtime's evaluation: test_pipeline
+                                deployed_runtime="torch:float32")  # CTranslate2 int8: test_pipeline
         result = run_pipeline(config, progress=False, say=lines.append)
     return config, result, lines
 
@@ -73,8 +73,9 @@ def test_teacher_ft_trains_from_a_full_copy_of_the_teacher(bench):
     saved = yaml.safe_load((out / "runs" / "teacher-ft" / "config.yaml").read_text())
     assert saved["student"] == str(out / "teacher-student") and saved["data"]["labels"] == "prefer_reference"
     assert not (out / "student").exists()  # no recipe here trains the demo's student, so none is built
-    # corpus, pseudo-labels, the teacher's copy, 2 seeds, evaluation, model cards, report
-    assert [line.split("]")[0] for line in lines if line.startswith("[")] == [f"[{i}/8" for i in range(1, 9)]
+    # corpus, real speech (none in this preset), pseudo-labels, the teacher's copy, 2 seeds, evaluation,
+    # model cards, report
+    assert [line.split("]")[0] for line in lines if line.startswith("[")] == [f"[{i}/9" for i in range(1, 10)]
 
 
 def test_seeds_give_a_run_per_seed_and_their_mean_and_spread(bench):
@@ -87,14 +88,14 @@ def test_seeds_give_a_run_per_seed_and_their_mean_and_spread(bench):
     # One evaluation holds the teacher and every run; the aggregates come from its numbers.
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert [m["model"] for m in metrics["models"]][1:] == ["teacher-ft", "teacher-ft-seed1"]
-    wer = {m["model"]: {name: m["sets"][name]["wer"] for name in EVAL_SETS} | {"all": m["overall"]["wer"]}
+    wer = {m["model"]: {name: m["sets"][name]["wer"] for name in SYNTHETIC_TEST_SETS} | {"all": m["overall"]["wer"]}
            for m in metrics["models"]}
     over_seeds = json.loads((out / "eval" / "bench.json").read_text())
     assert over_seeds == result["over_seeds"] and over_seeds["seeds"] == [0, 1]
     table = "\n".join(lines)
     # The seed tables, one block per set: its name, the teacher's row, a row per recipe.
     blocks = {block.split()[0]: block.splitlines() for block in table.split("WER over seeds 0, 1")[1].split("\n\n")[1:]}
-    for name in [*EVAL_SETS, "all"]:
+    for name in [*SYNTHETIC_TEST_SETS, "all"]:
         assert over_seeds["sets"][name]["teacher_wer"] == wer[metrics["model"]][name]
         row = over_seeds["sets"][name]["recipes"]["teacher-ft"]
         wers = [wer["teacher-ft"][name], wer["teacher-ft-seed1"][name]]

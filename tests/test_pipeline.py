@@ -18,31 +18,48 @@ from voxdistill.config import save_config
 from voxdistill.data.corpus import PRESETS, CorpusPreset
 from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.errors import VoxdistillError
-from voxdistill.pipeline import EVAL_SETS, PipelineConfig, _distill, _evaluate, recipe_config, run_pipeline
+from voxdistill.data.lengths import LengthMix
+from voxdistill.data.real_speech import TEST_SETS, RealSpeechPreset
+from voxdistill.pipeline import (
+    REAL_MIXES, SYNTHETIC_TEST_SETS, PipelineConfig, RealMix, _distill, _evaluate, eval_sets, recipe_config,
+    run_pipeline,
+)
 
 # Two utterances per split: every engine and split of the real corpus recipe, in seconds.
 SMALL = CorpusPreset("small", {"train": 8, "dev": 2, "test-clean": 2, "test-ood-voice": 2, "test-ood-noise": 2},
                      max_words=10)
+# A few clips of the shipped real speech: pool, dev, one clip per test set, one packed clip, one piece.
+SMALL_REAL = RealMix(RealSpeechPreset("small", pool={"kathleen": 3, "unlabelled": 2}, dev={"harvard": 1, "kathleen": 1},
+                                      test_clips=1), LengthMix(packed=1, pieces=1, pack_seconds=(4.0, 28.0)))
 
 
 @pytest.fixture
 def small_preset(monkeypatch):
     monkeypatch.setitem(PRESETS, "small", SMALL)
+    monkeypatch.setitem(REAL_MIXES, "small", SMALL_REAL)
 
 
 def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_whisper, tmp_path):
     config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd", "askd"),
-                            preset="small", decoder_layers="1", window_seconds="auto", steps=4, latency_clips=1)
+                            preset="small", decoder_layers="1", window_seconds="auto", steps=4, latency_clips=1,
+                            other_runtimes=("torch:float32",))
     first: list[str] = []
     result = run_pipeline(config, progress=False, say=first.append)
 
     out = config.out
-    # "auto": the student's window is the longest training utterance, rounded up.
-    longest = max(json.loads(line)["duration"] for line in (out / "corpus" / "train.jsonl").read_text().splitlines())
-    window = math.ceil(longest)
-    assert window < 30
+    # "auto": the student's window is the longest training utterance (a packed clip here), rounded up.
+    mix = [json.loads(line) for line in (out / "corpus" / "train-mix.jsonl").read_text().splitlines()]
+    window = math.ceil(max(u["duration"] for u in mix))
+    assert window <= 30
+    # The training mix: the synthetic train split with its references, the real pool without any.
+    assert sum(u["id"].startswith("train-") and "text" in u for u in mix) == 8
+    real = [u for u in mix if not u["id"].startswith("train-")]
+    assert len(real) == 5 + 2 and not any("text" in u for u in real)
     assert [r["model"] for r in result["models"]] == [tiny_random_whisper.parent.name, "kd", "askd"]
-    assert set(result["sets"]) == set(EVAL_SETS)
+    # Real speech first, in every table.
+    assert list(result["sets"]) == [*TEST_SETS, *SYNTHETIC_TEST_SETS]
+    dev = [json.loads(line)["id"] for line in (out / "corpus" / "dev-mix.jsonl").read_text().splitlines()]
+    assert len(dev) == 2 + 2 and dev[0].startswith("harvard")
     for recipe in ("kd", "askd"):
         model = out / "runs" / recipe / "model"
         assert (model / "model.safetensors").is_file()
@@ -52,15 +69,21 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
         assert record["decoder_layers"] == [1] and record["window_seconds"]["student"] == window
     html = (out / "report.html").read_text()
     assert "askd" in html and "<svg" in html and "test-ood-noise" in html
-    assert [line.split("]")[0] for line in first if line.startswith("[")] == [f"[{i}/9" for i in range(1, 10)]
-    # The deployed runtime (CTranslate2 int8 by default): the same models evaluated again, side by
-    # side with PyTorch in the report, the cards and the printed headline.
-    deployed = json.loads((out / "eval-ct2-int8" / "metrics.json").read_text())
-    assert deployed["runtime"]["backend"] == "ct2" and deployed["runtime"]["compute_type"] == "int8"
-    assert [r["model"] for r in deployed["models"]] == [r["model"] for r in result["models"]]
+    assert [line.split("]")[0] for line in first if line.startswith("[")] == [f"[{i}/10" for i in range(1, 11)]
+    # The deployed runtime (CTranslate2 int8 by default) leads; the same models evaluated again in
+    # PyTorch, side by side in the report, the cards and the printed headline.
+    assert result["runtime"]["backend"] == "ct2" and result["runtime"]["compute_type"] == "int8"
+    assert json.loads((out / "eval-ct2-int8" / "metrics.json").read_text())["models"] == result["models"]
+    torch_metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert [r["model"] for r in torch_metrics["models"]] == [r["model"] for r in result["models"]]
     assert "Runtimes side by side" in html and "CTranslate2 int8" in html
     assert "### By runtime" in card and "CTranslate2 int8" in card and "PyTorch float32" in card
-    assert any("teacher vs student" in said and "CTranslate2 int8" in said and "faster" in said for said in first)
+    said = "\n".join(first)
+    assert "teacher vs student in CTranslate2 int8" in said and "teacher vs student in PyTorch float32" in said
+    assert said.index("teacher vs student in CTranslate2 int8") < said.index("teacher vs student in PyTorch float32")
+    lines = said.splitlines()
+    columns = lines[lines.index("teacher vs student in CTranslate2 int8, WER per set:") + 1].split()
+    assert columns[:4] == ["read", "spontaneous", "words", "longform"] and "faster" in columns
 
     again: list[str] = []
     second = run_pipeline(config, progress=False, say=again.append)
@@ -87,6 +110,8 @@ def test_unknown_recipe_or_preset_is_refused_before_any_work(tmp_path):
         PipelineConfig(out=tmp_path, deployed_runtime="ct2:int4")
     with pytest.raises(VoxdistillError, match="--runtime tpu"):
         PipelineConfig(out=tmp_path, deployed_runtime="tpu")
+    with pytest.raises(VoxdistillError, match="evaluated once"):
+        PipelineConfig(out=tmp_path, other_runtimes=("ct2:int8",))
     assert not any(tmp_path.iterdir())
 
 
@@ -110,7 +135,7 @@ def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whis
     config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd",), steps=4,
                             latency_clips=0)
     first_utterance = list(read_manifest(speech_manifest(speech_dir, tmp_path / "speech.jsonl")))[:1]
-    for name in EVAL_SETS:
+    for name in eval_sets(config):
         write_manifest(config.out / "corpus" / f"{name}.jsonl", first_utterance)
     student = config.out / "runs" / "kd" / "model"
     shutil.copytree(tiny_random_whisper, student)  # stands in for a distilled student

@@ -49,16 +49,17 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
     config = PseudoLabelConfig(
         teacher=args.teacher, manifest=args.manifest, out=args.out, runtime=_runtime(args),
-        decoding=_decoding(args), top_k=args.top_k, wer_threshold=args.wer_threshold, shard_size=args.shard_size,
-        max_bad_audio=args.skip_bad_audio, encoder_state_seconds=args.encoder_state_seconds,
+        decoding=_decoding(args), top_k=args.top_k, wer_threshold=args.wer_threshold, filters=label_filters(args),
+        shard_size=args.shard_size, max_bad_audio=args.skip_bad_audio, encoder_state_seconds=args.encoder_state_seconds,
     )
     start = time.perf_counter()
     summary = run_pseudo_label(config)
     if summary is None:  # not rank 0 of a multi-process run
         return 0
     elapsed = time.perf_counter() - start
+    reasons = ", ".join(f"{reason} {n}" for reason, n in summary.dropped_by.items() if n)
     print(f"{summary.total} utterances, {summary.audio_seconds / 3600:.2f} h of audio: "
-          f"{summary.kept} kept, {summary.dropped} dropped by the WER filter, "
+          f"{summary.kept} kept, {summary.dropped} dropped{f' ({reasons})' if reasons else ''}, "
           f"{summary.skipped} bad audio skipped")
     print(f"pseudo-labels: {args.out / 'pseudo_labels.jsonl'}; metadata: {summary.metadata_path} "
           f"({elapsed:.0f} s this run)")
@@ -253,32 +254,20 @@ def _pipeline(args: argparse.Namespace, recipes: tuple[str, ...], seeds: tuple[i
                             decoder_layers=args.decoder_layers, window_seconds=args.window_seconds,
                             pad_step_seconds=args.pad_step, steps=args.steps, seed=args.seed, seeds=seeds, latency_clips=args.latency_clips,
                             real_speech=_real_speech_folder(args.real_speech),
-                            deployed_runtime=None if args.deployed_runtime == "none" else args.deployed_runtime)
+                            deployed_runtime=args.deployed_runtime, other_runtimes=tuple(args.also_runtime))
     start = time.perf_counter()
     result = run_pipeline(config)
     print(f"\nreport: {result['report']}  (open it in a browser)")
     print(f"students: {', '.join(r['source'] for r in result['models'][1:])} (Hugging Face folders with a model card)")
     if len(config.distill_seeds()) > 1:
-        print(f"WER over seeds: {args.out / 'eval' / 'bench.json'}")
+        print(f"WER over seeds: {result['over_seeds_file']}")
     print(f"total {(time.perf_counter() - start) / 60:.1f} min; run the same command again to reuse finished stages")
     return 0
 
 
-# Where this repository's workplace keeps a few clips of real human speech with transcripts.
-SHARED_REAL_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "real-speech-dev"
-
-
 def _real_speech_folder(value: str | None) -> Path | None:
-    """--real-speech: a folder, 'none', or (default) the shared real-speech clips when present."""
-    if value == "none":
-        return None
-    if value is not None:
-        return Path(value)
-    if SHARED_REAL_SPEECH.is_dir():
-        return SHARED_REAL_SPEECH
-    print("note: no real-speech folder found; pass --real-speech DIR (audio with .txt transcripts) to "
-          "measure what the student forgets of real voices", file=sys.stderr)
-    return None
+    """--real-speech: a folder of the user's own real speech, or none (the default, also 'none')."""
+    return None if value in (None, "none") else Path(value)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -374,6 +363,53 @@ def _at_least(minimum: int | float, kind: type = int):
     return number
 
 
+def filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The reference-free pseudo-label filter flags (`teacher.filters.LabelFilters`), also read by
+    benchmarks/label_filters.py."""
+    group = parser.add_argument_group(
+        "filters for utterances without a reference",
+        "Whisper's own rules and defaults; 'none' turns one off. Utterances with a reference are judged by "
+        "--wer-threshold instead. The filters read values every record keeps, so running the same command "
+        "again with other thresholds relabels nothing.")
+    group.add_argument("--compression-ratio-threshold", type=_or_none(float), default=2.4, metavar="R",
+                       help="drop a transcript whose text zlib compresses by more than R: a repetition loop "
+                            "(default 2.4)")
+    group.add_argument("--logprob-threshold", type=_or_none(float), default=-1.0, metavar="L",
+                       help="drop a transcript whose tokens' mean log-probability under the teacher is below L "
+                            "(default -1.0)")
+    group.add_argument("--no-speech-threshold", type=_or_none(float), default=0.6, metavar="P",
+                       help="drop as non-speech a clip whose no-speech probability is above P, unless its mean "
+                            "log-probability is above --logprob-threshold (default 0.6)")
+    group.add_argument("--no-speech-alone", action="store_true",
+                       help="apply --no-speech-threshold whatever the log-probability: also drops a transcript the "
+                            "teacher is sure of in silence (tiny.en's \"you\")")
+    group.add_argument("--repeated-ngram-threshold", type=_or_none(int), default=3, metavar="N",
+                       help="drop a transcript that repeats word 3-grams more than N times: a loop too short "
+                            "for the compression ratio (default 3)")
+    group.add_argument("--keep-empty", action="store_true", help="keep transcripts without words (dropped by default)")
+
+
+def label_filters(args: argparse.Namespace):
+    from voxdistill.teacher.filters import LabelFilters
+
+    return LabelFilters(
+        compression_ratio_threshold=args.compression_ratio_threshold, logprob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold, no_speech_alone=args.no_speech_alone,
+        repeated_ngram_threshold=args.repeated_ngram_threshold, drop_empty=not args.keep_empty)
+
+
+def _or_none(kind: type):
+    """An argparse type: a number of ``kind`` (its range checked by the config it goes into), or 'none'."""
+    def parse(value: str) -> int | float | None:
+        if value == "none":
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {value!r}; give a number, or 'none' to turn it off") from None
+    return parse
+
+
 def _pad_step(value: str) -> float | None:
     """--pad-step: seconds, a whole number of encoder positions (checked here, before any work), or 'none'."""
     from voxdistill.models.student import StudentConfigError, pad_step_samples
@@ -417,13 +453,16 @@ def _pipeline_parser(sub, name: str, func, help: str, description: str) -> argpa
     p.add_argument("--seed", type=int, default=0, help="corpus, data order and initialisation seed (default 0)")
     p.add_argument("--latency-clips", type=int, default=20, metavar="N",
                    help="clips per test set timed at batch 1 (default 20)")
-    p.add_argument("--deployed-runtime", default="ct2:int8", metavar="BACKEND:TYPE|none",
-                   help="evaluate teacher and students again in the runtime the student ships in, beside "
-                        "PyTorch float32 (default ct2:int8, CTranslate2 as faster-whisper runs it; 'none' to skip)")
+    p.add_argument("--deployed-runtime", default="ct2:int8", metavar="BACKEND:TYPE",
+                   help="the runtime the student ships in, where teacher and students are evaluated and "
+                        "compared (default ct2:int8, CTranslate2 as faster-whisper runs it; torch:float32 "
+                        "for PyTorch)")
+    p.add_argument("--also-runtime", action="append", default=[], metavar="BACKEND:TYPE",
+                   help="evaluate the same models in this runtime too, side by side (repeatable; e.g. "
+                        "torch:float32, PyTorch as it trains)")
     p.add_argument("--real-speech", default=None, metavar="DIR|none",
-                   help="a folder of real human speech with .txt transcripts beside each clip, scored as "
-                        f"the set real-speech next to the synthetic ones (default: {SHARED_REAL_SPEECH} "
-                        "when it exists; 'none' to skip)")
+                   help="a folder of your own real speech with .txt transcripts beside each clip, scored as "
+                        "one more set, real-speech, beside the shipped real-speech test sets (default: none)")
     return p
 
 
@@ -469,13 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
         "teacher-ft recipe is the baseline that makes the comparison honest: the teacher itself "
         "(a full copy, teacher-student/ under --out) fine-tuned on the same labels for the same steps. With "
         "--seeds, every recipe is trained once per seed and each set gets a table of WER mean ± "
-        "standard deviation over seeds (also eval/bench.json). Run again to reuse finished stages.")
+        "standard deviation over seeds (also bench.json in the deployed runtime's evaluation folder). Run again to reuse finished stages.")
     p.add_argument("--recipes", nargs="+", default=["ce", "kd", "askd", "teacher-ft"], metavar="RECIPE",
                    help="recipes of configs/ to compare (default: ce kd askd teacher-ft)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
                    help="distillation seeds (data order): every recipe is trained once per seed, into "
                         "runs/RECIPE-seedK/ under --out (the run of --seed keeps runs/RECIPE/, the demo's), "
-                        "and each set gets WER mean ± standard deviation over them (eval/bench.json). "
+                        "and each set gets WER mean ± standard deviation over them (bench.json beside the evaluation). "
                         "The corpus seed does not change: corpus, pseudo-labels and student stay those "
                         "of --seed, so the spread is training noise on fixed data (default: --seed alone)")
 
@@ -552,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wer-threshold", type=_at_least(0.0, float), default=None,
                    help="where the manifest has reference text, drop utterances whose pseudo-label WER "
                         "exceeds this (e.g. 0.3); the counts are reported")
+    filter_arguments(p)
     p.add_argument("--shard-size", type=_at_least(1), default=64, help="utterances committed together (default 64)")
     p.add_argument("--encoder-state-seconds", type=_at_least(0), default=0, metavar="S",
                    help="also cache the teacher's encoder states over the first S seconds of its window, "

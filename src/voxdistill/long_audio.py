@@ -77,6 +77,31 @@ def _last_pause(quiet: np.ndarray) -> int | None:
     return None
 
 
+def pause_level(energy: np.ndarray) -> float:
+    """Frame energy below which a frame counts as quiet: PAUSE_DB under the loud (90th percentile) frames."""
+    return float(np.percentile(energy, 90) * 10 ** (PAUSE_DB / 10))
+
+
+def sounding_spans(audio: np.ndarray, min_pause_frames: int = PAUSE_FRAMES) -> list[tuple[int, int]]:
+    """(start, end) samples of each stretch of sound between pauses of at least ``min_pause_frames``
+    quiet frames; each span reaches halfway into the pauses around it, so no onset or fading word
+    is cut."""
+    energy = _frame_energy(audio)
+    if not len(energy):
+        return []
+    quiet = energy <= pause_level(energy)
+    cuts, run_start = [0], None
+    for i, q in enumerate(quiet):
+        if q and run_start is None:
+            run_start = i
+        elif not q and run_start is not None:
+            if i - run_start >= min_pause_frames and run_start > 0:
+                cuts.append((run_start + i) // 2)
+            run_start = None
+    spans = [(a * FRAME, min(b * FRAME, len(audio))) for a, b in zip(cuts, cuts[1:] + [len(quiet)])]
+    return [(a, b) for a, b in spans if b > a and not quiet[a // FRAME : -(-b // FRAME)].all()]
+
+
 def plan_chunks(audio: np.ndarray, window_samples: int) -> list[Chunk]:
     """Chunks covering ``audio``, each at most ``window_samples`` long. A chunk ends in the middle of the
     latest pause in the second half of its window and the next starts there; where that half holds no pause (fast
@@ -90,12 +115,12 @@ def plan_chunks(audio: np.ndarray, window_samples: int) -> list[Chunk]:
         return [Chunk(0, total, False)] if total else []
     overlap = int(overlap_seconds(window_samples / SAMPLE_RATE) * SAMPLE_RATE)
     energy = _frame_energy(audio)
-    pause_level = np.percentile(energy, 90) * 10 ** (PAUSE_DB / 10)
+    level = pause_level(energy)
     chunks: list[Chunk] = []
     start, overlapping = 0, False
     while start + window_samples < total:
         first, last = (start + window_samples // 2) // FRAME, (start + window_samples) // FRAME
-        pause = _last_pause(energy[first:last] <= pause_level)
+        pause = _last_pause(energy[first:last] <= level)
         if pause is not None:
             end = (first + pause) * FRAME
             chunks.append(Chunk(start, end, overlapping))

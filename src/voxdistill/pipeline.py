@@ -24,7 +24,10 @@ from typing import Literal
 from voxdistill.config import differences, load_config, to_dict
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.importers import import_folder
-from voxdistill.data.manifest import read_manifest
+from voxdistill.data.lengths import LengthMix, build_length_mix
+from voxdistill.data.manifest import concatenate_manifests, read_manifest
+from voxdistill.data.real_speech import REAL_PRESETS, RealSpeechPreset, build_real_speech
+from voxdistill.data.real_speech import TEST_SETS as REAL_TEST_SETS
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
@@ -32,6 +35,7 @@ from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.metrics import scoring_identity
 from voxdistill.evaluation.report import build_report
 from voxdistill.evaluation.report_inputs import format_ms, format_percent, format_ratio, runtime_name, speedup
+from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.export.model_card import write_model_card
 from voxdistill.files import sha256_of_files, write_text_atomic
@@ -40,13 +44,52 @@ from voxdistill.models.student import (
     STUDENT_FILE, StudentSpec, build_student, pad_step_samples, parse_layers, save_student, window_seconds,
 )
 from voxdistill.runtime import Runtime
+from voxdistill.teacher.filters import LabelFilters
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 
 # The recipe YAMLs, which the pipeline points at its own folders: package data, so that they are found
 # in an installed wheel as in a checkout (where configs/ links to them).
 CONFIGS = Path(__file__).resolve().parent / "recipes"
-EVAL_SETS = ("test-clean", "test-ood-voice", "test-ood-noise")
+REAL_POOL, REAL_DEV = "real-pool.jsonl", "real-dev.jsonl"  # written by data.real_speech
+SYNTHETIC_TEST_SETS = ("test-clean", "test-ood-voice", "test-ood-noise")
+# A folder of the user's own real speech (``--real-speech``), scored as one more set.
 REAL_SPEECH_SET = "real-speech"
+# What the pipeline trains on and picks its best step by: the corpus's synthetic split, and, when the
+# preset has real speech, the real pool (which the teacher labels), its packed clips and pieces.
+TRAIN_MIX, DEV_MIX = "train-mix.jsonl", "dev-mix.jsonl"
+
+
+# The demo (preset demo, default settings) timed from nothing on the developers' 2-core machine,
+# and what `cpu_probe_ms` measures there: a CPU that takes k times as long for the probe takes
+# roughly k times as long for the demo.
+DEMO_REFERENCE = {"minutes": 15.0, "probe_ms": 60.0, "cpu": "2-core AMD EPYC with AVX-512"}
+
+
+def time_estimate(probe_ms: float) -> str:
+    minutes = DEMO_REFERENCE["minutes"] * probe_ms / DEMO_REFERENCE["probe_ms"]
+    return (f"this CPU ran the speed probe in {probe_ms:.0f} ms, against {DEMO_REFERENCE['probe_ms']:.0f} ms on a "
+            f"{DEMO_REFERENCE['cpu']} where the demo takes {DEMO_REFERENCE['minutes']:.0f} min from nothing: expect "
+            f"about {minutes:.0f} min here (less for the stages a previous run finished)")
+
+
+@dataclass(frozen=True)
+class RealMix:
+    """The real speech a corpus preset adds: which shipped clips train (unlabelled: the teacher labels
+    them), which pick the best step, and the packed clips and pieces made from the training pool."""
+
+    speech: RealSpeechPreset
+    lengths: LengthMix
+
+
+# Whisper's filters, with the no-speech rule on its own: a piece cut from a pause may hold a breath,
+# which the teacher confidently hears as "you"; kept, it teaches the student to invent words.
+PIPELINE_LABEL_FILTERS = LabelFilters(no_speech_alone=True)
+
+# Corpus preset -> its real speech; a preset without an entry is synthetic only.
+REAL_MIXES = {
+    "demo": RealMix(REAL_PRESETS["demo"], LengthMix(packed=40, pieces=60)),
+    "full": RealMix(REAL_PRESETS["full"], LengthMix(packed=400, pieces=600)),
+}
 # The folders under ``out`` that recipes train from: the pipeline's student, except for the
 # teacher-ft baseline, which fine-tunes a full copy of the teacher (every layer, its own window).
 STUDENT_FOLDER, TEACHER_COPY_FOLDER = "student", "teacher-student"
@@ -75,12 +118,16 @@ class PipelineConfig:
     # other than ``seed``) on the same corpus, pseudo-labels and student; None = ``seed`` alone.
     seeds: tuple[int, ...] | None = None
     latency_clips: int = 20  # per evaluation set, timed at batch 1
-    # A folder of real human speech with .txt transcripts (``corpus import`` layout), scored as the
-    # set ``real-speech``: the built-in corpus is synthetic, and a student can forget real voices.
+    # A folder of the user's own real speech with .txt transcripts (``corpus import`` layout), scored
+    # as one more set, ``real-speech``, beside the shipped real-speech test sets.
     real_speech: Path | None = None
-    # The runtime the student is deployed in, "backend:compute_type": teacher and students are
-    # evaluated in it too (eval-<backend>-<type>/), beside PyTorch float32 (eval/); None = PyTorch only.
-    deployed_runtime: str | None = "ct2:int8"
+    # The runtime the student is deployed in, "backend[:compute_type]": teacher and students are
+    # evaluated in it (eval-<backend>-<type>/; eval/ for PyTorch float32), and that evaluation is the
+    # one the model cards, the bench summary and the headline lead with.
+    deployed_runtime: str = "ct2:int8"
+    # More runtimes to evaluate the same models in, side by side in the report, cards and headline
+    # (e.g. ("torch:float32",) for PyTorch as it trains).
+    other_runtimes: tuple[str, ...] = ()
 
     def __post_init__(self):
         for recipe in self.recipes:
@@ -97,13 +144,17 @@ class PipelineConfig:
             pad_step_samples(self.pad_step_seconds)  # a StudentConfigError now, not after the corpus
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise VoxdistillError(f"seeds must be one or more different numbers, got {list(self.seeds)}")
-        self.deployed()  # validates
+        runtimes = self.runtimes()  # validates
+        if len(set(runtimes)) != len(runtimes):
+            raise VoxdistillError(f"each runtime is evaluated once: {', '.join(map(str, runtimes))}")
 
-    def deployed(self) -> Runtime | None:
-        if self.deployed_runtime is None:
-            return None
-        backend, _, compute_type = self.deployed_runtime.partition(":")
-        return Runtime.of(backend, compute_type or None)
+    def runtimes(self) -> list[Runtime]:
+        """The deployed runtime, then the others."""
+        def parse(text: str) -> Runtime:
+            backend, _, compute_type = text.partition(":")
+            return Runtime.of(backend, compute_type or None)
+
+        return [parse(self.deployed_runtime), *map(parse, self.other_runtimes)]
 
     def distill_seeds(self) -> tuple[int, ...]:
         return (self.seed,) if self.seeds is None else tuple(self.seeds)
@@ -143,7 +194,7 @@ def recipe_config(config: PipelineConfig, recipe: str, seed: int | None = None) 
     overrides = [
         f"student={student_folder(config, recipe)}", f"out={run_folder(config, recipe, seed)}", f"seed={seed}",
         f"data.train_manifest={out / 'pseudo' / 'pseudo_labels.jsonl'}",
-        f"data.dev_manifest={out / 'corpus' / 'dev.jsonl'}", f"optim.max_steps={config.steps}",
+        f"data.dev_manifest={out / 'corpus' / DEV_MIX}", f"optim.max_steps={config.steps}",
         f"eval.every_steps={max(config.steps // 4, 1)}", f"checkpoint.every_steps={max(config.steps // 4, 1)}",
     ]
     if recipe == "askd":
@@ -159,7 +210,7 @@ def _make_student(config: PipelineConfig) -> str:
     encoder = parse_layers(config.encoder_layers, c.encoder_layers) if config.encoder_layers else range(c.encoder_layers)
     window = config.window_seconds
     if window == "auto":
-        longest = max((u.duration for u in read_manifest(config.out / "corpus" / "train.jsonl")), default=0.0)
+        longest = max((u.duration for u in read_manifest(config.out / "corpus" / TRAIN_MIX)), default=0.0)
         window = min(max(math.ceil(longest), 1), full)
     spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
                        window_seconds=window, pad_step_seconds=config.pad_step_seconds)
@@ -279,34 +330,64 @@ def real_speech_manifest(config: PipelineConfig) -> Path:
     return config.out / REAL_SPEECH_SET / f"{REAL_SPEECH_SET}.jsonl"
 
 
+def eval_sets(config: PipelineConfig) -> tuple[str, ...]:
+    """The evaluation sets' names, real speech first: what decides whether a student can replace its teacher."""
+    real = tuple(REAL_TEST_SETS) if config.preset in REAL_MIXES else ()
+    return real + SYNTHETIC_TEST_SETS + ((REAL_SPEECH_SET,) if config.real_speech is not None else ())
+
+
 def eval_manifests(config: PipelineConfig) -> list[Path]:
-    """The corpus's held-out sets, and the real-speech set when the run has one."""
-    manifests = [config.out / "corpus" / f"{name}.jsonl" for name in EVAL_SETS]
-    return manifests + ([real_speech_manifest(config)] if config.real_speech is not None else [])
+    """The manifests of `eval_sets`: the shipped real-speech test sets, the corpus's held-out
+    synthetic sets, and the user's own real-speech folder when the run has one."""
+    return [real_speech_manifest(config) if name == REAL_SPEECH_SET else config.out / "corpus" / f"{name}.jsonl"
+            for name in eval_sets(config)]
+
+
+def build_training_mix(config: PipelineConfig, progress: bool) -> str:
+    """The real-speech sets (when the preset has them), the packed clips and pieces of the real pool,
+    and the two manifests the recipes read: ``train-mix.jsonl`` (the synthetic train split with its
+    references, then the real pool and its clips, which have none: the teacher labels them) and
+    ``dev-mix.jsonl`` (real dev first, then synthetic dev)."""
+    mix = REAL_MIXES.get(config.preset)
+    corpus = config.out / "corpus"
+    train, dev = [corpus / "train.jsonl"], [corpus / "dev.jsonl"]
+    if mix is not None:
+        build_real_speech(corpus, mix.speech)
+        lengths = build_length_mix(corpus / REAL_POOL, corpus, mix.lengths, config.seed)
+        train += [corpus / REAL_POOL, lengths]
+        dev.insert(0, corpus / REAL_DEV)
+    counts = [sum(1 for _ in read_manifest(m)) for m in train]
+    concatenate_manifests(corpus / TRAIN_MIX, train)
+    concatenate_manifests(corpus / DEV_MIX, dev)
+    return "training mix: " + ", ".join(f"{n} {m.stem}" for n, m in zip(counts, train))
 
 
 def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[str], None] = print) -> dict:
     """Run (or finish) every stage; returns the evaluation result, with ``report``, ``stage_seconds``
-    and ``over_seeds`` (each recipe's WER over its seeds, also written to ``eval/bench.json``)."""
+    and ``over_seeds`` (each recipe's WER over its seeds, also written to ``bench.json`` in the deployed runtime's evaluation folder)."""
     out = config.out
     seeds = config.distill_seeds()
     starting_points = list(dict.fromkeys(student_folder(config, recipe).name for recipe in config.recipes))
-    deployed = config.deployed()
-    stages = Stages(5 + (deployed is not None) + len(starting_points) + len(config.recipes) * len(seeds), say)
+    runtimes = config.runtimes()
+    stages = Stages(5 + len(runtimes) + len(starting_points) + len(config.recipes) * len(seeds), say)
     corpus = out / "corpus"
+    if config.preset == "demo":
+        say(time_estimate(cpu_probe_ms()))
 
     def synthesize() -> str:
         summaries = build_corpus(PRESETS[config.preset], corpus, seed=config.seed, progress=progress)
         return f"{sum(s.utterances for s in summaries)} utterances, {sum(s.hours for s in summaries):.2f} h"
 
     stages.run(f"corpus ({config.preset} preset) -> {corpus}", synthesize)
+    stages.run("real speech and the training mix", lambda: build_training_mix(config, progress))
     if config.real_speech is not None:
         import_folder(config.real_speech, real_speech_manifest(config), domain="real")
 
     def pseudo_label() -> str:
-        summary = run_pseudo_label(PseudoLabelConfig(config.teacher, corpus / "train.jsonl", out / "pseudo"),
-                                   progress=progress)
-        return f"{summary.kept} pseudo-labels -> {out / 'pseudo' / 'pseudo_labels.jsonl'}"
+        summary = run_pseudo_label(PseudoLabelConfig(config.teacher, corpus / TRAIN_MIX, out / "pseudo",
+                                                     filters=PIPELINE_LABEL_FILTERS), progress=progress)
+        return (f"{summary.kept} pseudo-labels, {summary.dropped} dropped by the filters "
+                f"-> {out / 'pseudo' / 'pseudo_labels.jsonl'}")
 
     stages.run(f"pseudo-labels from {config.teacher}", pseudo_label)
     for folder in starting_points:
@@ -320,65 +401,65 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
 
     runs = {r: {s: str(run_folder(config, r, s) / "model") for s in seeds} for r in config.recipes}
     models = [config.teacher] + [model for by_seed in runs.values() for model in by_seed.values()]
-    result: dict = {}
-    over_seeds: dict = {}
+    evaluations: list[dict] = []  # one per runtime, the deployed one first
+    sets = ", ".join(eval_sets(config))
+    for runtime in runtimes:
+        def evaluation(runtime=runtime) -> str:
+            metrics, note = _evaluate(config, models, progress, runtime)
+            evaluations.append(metrics)
+            return note
 
-    def evaluation() -> str:
-        nonlocal result, over_seeds
-        result, note = _evaluate(config, models, progress)
-        # Derived from the metrics every time, so it never outlives the evaluation it summarises.
-        over_seeds = aggregate_over_seeds(result, runs)
-        write_text_atomic(out / "eval" / "bench.json", json.dumps(over_seeds, indent=2) + "\n")
-        return note
-
-    stages.run(f"evaluate teacher and student{'s' if len(models) > 2 else ''} on {', '.join(m.stem for m in eval_manifests(config))}",
-               evaluation)
-    deployed_result: dict | None = None
-
-    def deployed_evaluation() -> str:
-        nonlocal deployed_result
-        deployed_result, note = _evaluate(config, models, progress, deployed)
-        return note
-
-    if deployed is not None:
-        stages.run(f"evaluate the same models in the deployed runtime, {deployed}", deployed_evaluation)
-    other_runtimes = [deployed_result] if deployed_result is not None else []
+        where = "the deployed runtime" if not evaluations else "also"
+        stages.run(f"evaluate teacher and student{'s' if len(models) > 2 else ''} in {where}, {runtime}: {sets}",
+                   evaluation)
+    result = evaluations[0]
+    # Derived from the metrics every time, so it never outlives the evaluation it summarises.
+    over_seeds = aggregate_over_seeds(result, runs)
+    over_seeds_file = write_text_atomic(eval_folder(config, runtimes[0]) / "bench.json",
+                                        json.dumps(over_seeds, indent=2) + "\n")
 
     def cards() -> str:
-        written = [write_model_card(Path(r["source"]), result, r["model"], other_runtimes) for r in result["models"]
+        written = [write_model_card(Path(r["source"]), result, r["model"], evaluations[1:]) for r in result["models"]
                    if r["role"] == "student"]
         return ", ".join(str(p) for p in written)
 
     stages.run("model cards", cards)
     report = out / "report.html"
-    evaluations = [eval_folder(config) / "metrics.json"] + ([eval_folder(config, deployed) / "metrics.json"]
-                                                             if deployed is not None else [])
-    stages.run("report", lambda: f"-> {build_report([out / 'runs', *evaluations], report, title=f'voxdistill: {out.name}')}")
+    metrics_files = [eval_folder(config, runtime) / "metrics.json" for runtime in runtimes]
+    stages.run("report", lambda: f"-> {build_report([out / 'runs', *metrics_files], report, title=f'voxdistill: {out.name}')}")
+    for metrics in evaluations:
+        say("")
+        say(format_table(metrics))
     say("")
-    say(format_table(result))
-    if deployed_result is not None:
-        say("")
-        say(format_table(deployed_result))
-        say("")
-        say(headline([deployed_result, result]))
+    say(headline(evaluations))
     if len(seeds) > 1:
         say("")
         say(format_over_seeds(over_seeds))
     return result | {"report": str(report), "stage_seconds": stages.seconds, "over_seeds": over_seeds,
-                     "deployed": deployed_result}
+                     "over_seeds_file": str(over_seeds_file), "evaluations": evaluations}
+
+
+def short_set_name(name: str) -> str:
+    """"read" for ``test-real-read``, "ood-voice" for ``test-ood-voice``: a column heading."""
+    return name.removeprefix("test-").removeprefix("real-")
 
 
 def headline(evaluations: list[dict]) -> str:
-    """Each student against the teacher in each evaluation's runtime: batch-1 latency p50, speed-up
-    and WER over all sets, the deployed runtime first."""
-    lines = ["teacher vs student, batch 1 (p50 latency), WER over all sets:"]
+    """Each student against the teacher in each evaluation's runtime, the deployed one first: WER per
+    set (real speech first, as the evaluation lists them), insertions and looping, batch-1 latency
+    p50 and speed-up."""
+    lines = []
     for metrics in evaluations:
-        runtime = runtime_name(metrics["runtime"])
-        reference = metrics["models"][0]
-        for model in metrics["models"][1:]:
-            faster = speedup(metrics["ratios"][model["model"]])
-            lines.append(f"  {runtime:<20} {model['model']}: {format_ms(model['overall'].get('latency_ms_p50'))} vs "
-                         f"{format_ms(reference['overall'].get('latency_ms_p50'))}, "
-                         f"{format_ratio(faster)} faster; WER {format_percent(model['overall']['wer'])} vs "
-                         f"{format_percent(reference['overall']['wer'])}")
+        names = list(metrics["models"][0]["sets"])
+        width = max(14, *(len(m["model"]) for m in metrics["models"]))
+        lines += [f"teacher vs student in {runtime_name(metrics['runtime'])}, WER per set:",
+                  f"  {'':{width}} " + " ".join(f"{short_set_name(n):>12}" for n in names)
+                  + f" {'insertions':>11} {'looping':>8} {'p50':>8} {'faster':>7}"]
+        for model in metrics["models"]:
+            o = model["overall"]
+            faster = metrics["ratios"].get(model["model"])
+            lines.append(f"  {model['model']:{width}} "
+                         + " ".join(f"{format_percent(model['sets'][n]['wer']):>12}" for n in names)
+                         + f" {format_percent(o.get('insertion_rate')):>11} {format_percent(o.get('repeated_ngram_rate')):>8}"
+                         f" {format_ms(o.get('latency_ms_p50')):>8} {format_ratio(speedup(faster)) if faster else '':>7}")
     return "\n".join(lines)

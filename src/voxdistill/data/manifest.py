@@ -162,3 +162,21 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+def concatenate_manifests(path: str | Path, manifests: Iterable[str | Path]) -> int:
+    """One manifest holding every utterance of ``manifests`` in order, audio paths made absolute (the
+    inputs may live in other folders); a repeated id across them is refused like one within a file."""
+    path = Path(path)
+    seen: dict[str, Path] = {}
+
+    def utterances() -> Iterator[Utterance]:
+        for manifest in map(Path, manifests):
+            for utt in read_manifest(manifest):
+                if utt.id in seen:
+                    raise ManifestError(f"{manifest}: id {utt.id!r} is also in {seen[utt.id]}; the manifests "
+                                        f"joined into {path} must not share ids")
+                seen[utt.id] = manifest
+                yield utt.resolved(manifest.parent)
+
+    return write_manifest(path, utterances())

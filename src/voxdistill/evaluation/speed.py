@@ -9,6 +9,7 @@ throttling) hits every model alike instead of whichever ran during it.
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -79,3 +80,20 @@ def set_threads(threads: int | None) -> int:
 def machine_description() -> dict:
     return {"threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+
+
+def cpu_probe_ms(rounds: int = 5) -> float:
+    """Milliseconds this CPU takes for a fixed float32 workload shaped like one feed-forward block of
+    tiny.en's encoder over a 30 s window ((1500, 384) · (384, 1536) and back): the median of
+    ``rounds``. Comparing it with the figure of a machine of known speed estimates how
+    long a run will take here (AVX-512 against AVX2 shows up in it, as in the real work)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1500, 384, generator=generator)
+    up, down = torch.randn(384, 1536, generator=generator), torch.randn(1536, 384, generator=generator)
+    times = []
+    with torch.inference_mode():
+        for _ in range(rounds + 1):  # the first round warms up
+            start = time.perf_counter()
+            torch.relu(x @ up) @ down
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times[1:])
