@@ -2,6 +2,8 @@
 
 import pytest
 
+from voxdistill.evaluation.normalize import normalize_english as normalize_english_text
+
 from voxdistill.evaluation.metrics import (
     basic_normalize, char_edits, char_error_rate, edit_counts, loops, repeated_ngrams, word_edits, word_error_rate,
 )
@@ -60,6 +62,8 @@ def test_english_normaliser_equates_style_variants():
     ("The COLOUR of the theatre was grey.", "the color of the theater was gray"),  # British -> American
     ("I'm gonna go, Hmm.", "I am going to go"),  # contractions, fillers
     ("St. Louis; 7 A.M.", "saint louis seven am"),
+    ("one...", "one"),  # a trailing ellipsis after a number word leaves no word behind
+    ("Six... five.", "6 5"),
 ])
 def test_english_normaliser_cases(written, spoken):
     from voxdistill.evaluation.normalize import normalize_english
@@ -69,6 +73,7 @@ def test_english_normaliser_cases(written, spoken):
 
 
 def test_normaliser_keeps_real_differences():
+    assert normalize_english_text("It costs 3.5 pounds") != normalize_english_text("It costs 35 pounds")
     assert word_error_rate(["the colour red"], ["the colour bread"]) == pytest.approx(1 / 3)
     assert word_error_rate(["at 5 pm"], ["at 6 pm"]) == pytest.approx(1 / 3)
 

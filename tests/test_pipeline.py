@@ -20,9 +20,10 @@ from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.errors import VoxdistillError
 from voxdistill.data.lengths import LengthMix
 from voxdistill.data.real_speech import TEST_SETS, RealSpeechPreset
+from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.pipeline import (
-    REAL_MIXES, SYNTHETIC_TEST_SETS, PipelineConfig, RealMix, _distill, _evaluate, eval_sets, recipe_config,
-    run_pipeline,
+    DEMO_REFERENCE, REAL_MIXES, SYNTHETIC_TEST_SETS, PipelineConfig, RealMix, _distill, _evaluate, eval_sets, recipe_config,
+    run_pipeline, time_estimate,
 )
 
 # Two utterances per split: every engine and split of the real corpus recipe, in seconds.
@@ -58,6 +59,21 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
     assert [r["model"] for r in result["models"]] == [tiny_random_whisper.parent.name, "kd", "askd"]
     # Real speech first, in every table.
     assert list(result["sets"]) == [*TEST_SETS, *SYNTHETIC_TEST_SETS]
+    # The pool's transcripts never reach training: its labels are the teacher's, and only the
+    # references file (which no recipe reads) holds the transcripts.
+    labels = {r["id"]: r for r in map(json.loads, (out / "pseudo" / "pseudo_labels.jsonl").read_text().splitlines())}
+    pool = [json.loads(line)["id"] for line in (out / "corpus" / "real-pool.jsonl").read_text().splitlines()]
+    references = {json.loads(line)["id"]: json.loads(line)["text"]
+                  for line in (out / "corpus" / "real-pool-references.jsonl").read_text().splitlines()}
+    assert references and set(references) <= set(pool)
+    for utt_id in pool:
+        record = labels.get(utt_id) or json.loads(next(
+            line for line in (out / "pseudo" / "dropped.jsonl").read_text().splitlines() if utt_id in line))
+        assert "reference_text" not in record and "reference_tokens" not in record
+        assert "reference_topk_index" not in record
+    for recipe in ("kd", "askd"):
+        saved = (out / "runs" / recipe / "config.yaml").read_text()
+        assert "real-pool-references" not in saved
     dev = [json.loads(line)["id"] for line in (out / "corpus" / "dev-mix.jsonl").read_text().splitlines()]
     assert len(dev) == 2 + 2 and dev[0].startswith("harvard")
     for recipe in ("kd", "askd"):
@@ -156,3 +172,9 @@ def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whis
     assert redone["models"][0]["fingerprint"] == first["models"][0]["fingerprint"]
     inputs = json.loads((config.out / "eval" / "inputs.json").read_text())
     assert inputs["weights"][str(student)] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_the_demo_estimates_its_time_from_a_cpu_probe():
+    twice = time_estimate(2 * DEMO_REFERENCE["probe_ms"])
+    assert f"about {2 * DEMO_REFERENCE['minutes']:.0f} min" in twice and DEMO_REFERENCE["cpu"] in twice
+    assert cpu_probe_ms(rounds=1) > 0

@@ -77,6 +77,10 @@ class OptimConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = 1.0  # None: no clipping (the norm is still checked and logged)
     freeze_encoder: bool = False  # train the decoder only
+    # The encoder's learning rate as a share of ``lr`` when it trains: a student encoder that must
+    # learn to read clips at their own length should move a little, not relearn (whisper-acft
+    # adapts Whisper's encoder to short contexts at lr 1e-6).
+    encoder_lr_scale: float = 1.0
     # With a frozen encoder and unaugmented audio, compute each utterance's encoder states once
     # (RUN/encoder-cache/) instead of every epoch; offline KD or CE only.
     cache_frozen_encoder: bool = True
@@ -93,6 +97,8 @@ class OptimConfig:
     def __post_init__(self):
         if self.lr <= 0 or self.max_steps < 1 or self.grad_accum < 1 or self.warmup_steps < 0:
             raise ValueError("need lr > 0, max_steps >= 1, grad_accum >= 1, warmup_steps >= 0")
+        if not (math.isfinite(self.encoder_lr_scale) and self.encoder_lr_scale > 0):
+            raise ValueError(f"encoder_lr_scale must be a finite number > 0, got {self.encoder_lr_scale}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be within [0, 1], got {self.min_lr_ratio}")
 

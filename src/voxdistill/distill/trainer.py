@@ -142,8 +142,10 @@ class Trainer:
         if config.optim.freeze_encoder:
             self._encoder_of(student).requires_grad_(False)
         self._freeze_more(student)
-        trainable = [p for p in student.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, betas=config.optim.betas,
+        encoder = {id(p) for p in self._encoder_of(student).parameters()}
+        groups = [{"params": [p for p in student.parameters() if p.requires_grad and (id(p) in encoder) == in_encoder],
+                   "lr_scale": config.optim.encoder_lr_scale if in_encoder else 1.0} for in_encoder in (False, True)]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.optim.lr, betas=config.optim.betas,
                                       weight_decay=config.optim.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(student, optimizer)
         self.state = TrainerState()
@@ -313,7 +315,7 @@ class Trainer:
         weights = self.loss_weights()
         lr = o.lr * lr_factor(self.state.step, o.warmup_steps, o.max_steps, o.schedule, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         totals = {"total": 0.0, "ce": 0.0, "kd": 0.0} | ({"encoder": 0.0} if self.teacher.encoder_positions else {})
         ids: list[str] = []
         for micro in range(o.grad_accum):

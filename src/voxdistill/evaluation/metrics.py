@@ -17,7 +17,7 @@ from importlib import metadata
 
 import jiwer
 
-from voxdistill.evaluation.normalize import british_to_american, normalize_english
+from voxdistill.evaluation.normalize import RULES_VERSION, british_to_american, normalize_english
 
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
 
@@ -86,7 +86,7 @@ def scoring_identity() -> dict:
     the spelling table, so that a stored evaluation is redone when any of them changes."""
     table = json.dumps(british_to_american(), sort_keys=True).encode()
     return {"jiwer": metadata.version("jiwer"), "transformers": metadata.version("transformers"),
-            "spelling_table_sha256": hashlib.sha256(table).hexdigest()}
+            "spelling_table_sha256": hashlib.sha256(table).hexdigest(), "normalizer_rules": RULES_VERSION}
 
 
 def word_edits(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> EditCounts:

@@ -34,5 +34,14 @@ def _normalizer() -> EnglishTextNormalizer:
 _TIME_OF_DAY = re.compile(r"(\d) ([ap]) m\b")
 
 
+# The Whisper normaliser keeps the decimal point of numbers, and so turns a trailing ellipsis after
+# a number word ("one...", a hesitant "six...") into "one ." with a lone point that would count as a
+# word; a point with no digit beside it is punctuation.
+_LONE_POINT = re.compile(r"(?<!\S)\.+(?!\S)")
+# Bump when the rules above change what a text normalises to: stored evaluations are then redone.
+RULES_VERSION = 2
+
+
 def normalize_english(text: str) -> str:
-    return _TIME_OF_DAY.sub(r"\1 \2m", _normalizer()(text))
+    text = _TIME_OF_DAY.sub(r"\1 \2m", _normalizer()(text))
+    return " ".join(_LONE_POINT.sub(" ", text).split())
