@@ -237,3 +237,12 @@ def test_describe_fields():
     assert ("loss.mode", "'online' | 'offline' | 'none'", '"online"') in rows
     assert ("loss.weights", "dict[str, float]", '{"ce": 1.0, "kl": 0.5}') in rows
     assert len(rows) == 13
+
+
+def test_the_encoder_learning_rate_share_is_validated():
+    from voxdistill.distill.config import OptimConfig
+
+    assert from_dict(OptimConfig, {"encoder_lr_scale": 0.1}).encoder_lr_scale == 0.1
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="encoder_lr_scale must be a finite number > 0"):
+            from_dict(OptimConfig, {"encoder_lr_scale": bad})
