@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from tests.conftest import SPEECH
 from tests.test_distill import config_dict, write_config
 from tests.test_pseudo_label import assert_rows_are_a_fresh_teacher_forced_pass, records, speech_manifest
+from tests.test_pseudo_label_filters import ALL_OFF
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
@@ -32,14 +33,15 @@ UNLABELLED = {"fox-1", "weather-2"}  # utterances whose reference is taken away:
 @pytest.fixture(scope="module")
 def labelled(tiny_random_whisper, speech_dir, tmp_path_factory):
     """12 utterances, 10 with references and 2 without, pseudo-labelled by the tiny random teacher
-    with top-8 rows and 10 s of encoder states; a 2+1-layer student with a 10 s window."""
+    with top-8 rows and 10 s of encoder states (its labels of the 2 are noise that the reference-free
+    filters would drop: they are off here); a 2+1-layer student with a 10 s window."""
     root = tmp_path_factory.mktemp("labelled")
     full = speech_manifest(speech_dir, root / "full.jsonl", copies=4)
     utts = [replace(u, text=None) if u.id in UNLABELLED else u for u in read_manifest(full)]
     write_manifest(root / "mixed.jsonl", utts)
     run_pseudo_label(PseudoLabelConfig(str(tiny_random_whisper), root / "mixed.jsonl", root / "pl",
                                        DecodingOptions(batch_size=4, max_new_tokens=12), top_k=8, shard_size=5,
-                                       encoder_state_seconds=10), progress=False)
+                                       encoder_state_seconds=10, filters=ALL_OFF), progress=False)
     teacher = load_whisper(str(tiny_random_whisper))
     student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10))
     save_student(student, teacher.processor, provenance, str(tiny_random_whisper), teacher.fingerprint.digest,
