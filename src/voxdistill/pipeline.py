@@ -105,8 +105,9 @@ class PipelineConfig:
     encoder_layers: str | None = None  # student encoder: count or indices; None = all (kept frozen by the recipes)
     # Student decoder: count or indices. All 4 of tiny.en's: on real speech the 4-layer student
     # distilled by the demo is closer to its teacher than the 3-layer one (6.6% against 8.7% on
-    # accented read speech, teacher 4.0%) and still at least 5x faster in CTranslate2 int8, where its
-    # speed comes from encoding each clip at its own length (see the README's measurements).
+    # accented read speech, teacher 4.0%), at a cost in speed: its decoding costs what the teacher's
+    # does, so only its encoder (each clip at its own length) is cheaper: 3.03x in CTranslate2 int8 in
+    # the demo; fewer layers trade real-speech accuracy for speed (see the README's measurements).
     decoder_layers: str = "4"
     # The student's audio window in seconds; None = the teacher's 30; "auto" = the longest training
     # utterance, rounded up (every clip fits, and no more padding than that is computed).
@@ -345,7 +346,7 @@ def eval_manifests(config: PipelineConfig) -> list[Path]:
             for name in eval_sets(config)]
 
 
-def build_training_mix(config: PipelineConfig, progress: bool) -> str:
+def build_training_mix(config: PipelineConfig) -> str:
     """The real-speech sets (when the preset has them), the packed clips and pieces of the real pool,
     and the two manifests the recipes read: ``train-mix.jsonl`` (the synthetic train split with its
     references, then the real pool and its clips, which have none: the teacher labels them) and
@@ -381,7 +382,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[s
         return f"{sum(s.utterances for s in summaries)} utterances, {sum(s.hours for s in summaries):.2f} h"
 
     stages.run(f"corpus ({config.preset} preset) -> {corpus}", synthesize)
-    stages.run("real speech and the training mix", lambda: build_training_mix(config, progress))
+    stages.run("real speech and the training mix", lambda: build_training_mix(config))
     if config.real_speech is not None:
         import_folder(config.real_speech, real_speech_manifest(config), domain="real")
 
