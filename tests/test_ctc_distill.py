@@ -72,7 +72,10 @@ def test_ctc_student_trains_and_resumes_exactly(ctc_setup, tmp_path):
             for r in ("straight", "split")]
     assert [r["total"] for r in logs[0]] == [r["total"] for r in logs[1]]
     # Phase 2 from step 5: its first KL is 0 (the self-teacher is the student at that moment), then not.
-    assert all(r["kd"] == 0 for r in logs[0][:5]) and logs[0][5]["kd"] > 0 and logs[0][5]["phase"] == 2
+    # Two forward passes of equal weights need not agree to the last bit on every CPU (AVX2 kernels
+    # differ from AVX-512 ones), so "0" is 1e-6: a wrong self-teacher gives a KL many orders larger.
+    assert all(r["kd"] == pytest.approx(0, abs=1e-6) for r in logs[0][:5])
+    assert logs[0][5]["kd"] > 1e-6 and logs[0][5]["phase"] == 2
     # The exported student is a CTC folder that records its training, and transcribes.
     model = tmp_path / "straight" / "model"
     record = json.loads((model / "student.json").read_text())
