@@ -7,12 +7,12 @@ timed in one process run).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ctranslate2
@@ -23,6 +23,8 @@ from voxdistill.console import quiet_transformers
 from voxdistill.data.tts import espeak_ng
 from voxdistill.models.loading import BUNDLED, bundled_files, load_whisper, resolve_model_folder
 from voxdistill.transcribe import DecodingOptions, log_mel, prompt_tokens, transcribe_audio
+
+from _common import Column, Stopwatch, Table, millions, run
 
 # (voice, sentence): the project's own sentences, no digits so that normalisation is not at stake.
 SAMPLE_UTTERANCES = [
@@ -50,13 +52,14 @@ def ct2_seconds_per_clip(name: str, whisper, clips, work: Path) -> float:
     prompt = [prompt_tokens(whisper)]
     features = [ctranslate2.StorageView.from_array(log_mel(whisper, [c]).numpy()) for c in clips]
     engine.generate(features[0], prompt, beam_size=1)  # warm-up
-    start = time.perf_counter()
-    for f in features:
-        engine.generate(f, prompt, beam_size=1)
-    return (time.perf_counter() - start) / len(clips)
+    with Stopwatch() as watch:
+        for f in features:
+            engine.generate(f, prompt, beam_size=1)
+    return watch.seconds / len(clips)
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     quiet_transformers()
     work = Path(tempfile.mkdtemp(prefix="voxdistill-bench-"))
     os.environ["VOXDISTILL_CACHE"] = str(work / "cache")  # a fresh cache: conversion is timed
@@ -64,29 +67,29 @@ def main() -> None:
              for i, (voice, text) in enumerate(SAMPLE_UTTERANCES)]
     audio_seconds = sum(len(c) for c in clips) / SAMPLE_RATE
     print(f"threads {torch.get_num_threads()}, {len(clips)} clips, {audio_seconds:.1f} s of audio, greedy, batch 1")
-    header = f"{'model':24} {'params':>7} {'convert s':>9} {'load s':>6} {'s/clip':>7} {'RTF':>6} {'ct2 s/clip':>10} {'fingerprint (3 processes)':>28}"
-    print(header)
+    table = Table(Column("model", width=24, left=True), Column("params", millions, 7), Column("convert s", ".2f"),
+                  Column("load s", ".2f"), Column("s/clip", ".2f", 7), Column("RTF", ".3f", 6),
+                  Column("ct2 s/clip", ".2f"), Column("fingerprint (3 processes)", width=28))
+    print(table.header())
     for name in BUNDLED:
         model = f"bundled:{name}"
-        start = time.perf_counter()
-        resolve_model_folder(model)
-        convert_s = time.perf_counter() - start
-        start = time.perf_counter()
-        whisper = load_whisper(model)
-        load_s = time.perf_counter() - start
+        with Stopwatch() as converting:
+            resolve_model_folder(model)
+        with Stopwatch() as loading:
+            whisper = load_whisper(model)
         options = DecodingOptions(batch_size=1)
         transcribe_audio(whisper, clips[:1], options)  # warm-up
-        start = time.perf_counter()
-        transcribe_audio(whisper, clips, options)
-        per_clip = (time.perf_counter() - start) / len(clips)
+        with Stopwatch() as transcribing:
+            transcribe_audio(whisper, clips, options)
+        per_clip = transcribing.seconds / len(clips)
         ct2_per_clip = ct2_seconds_per_clip(name, whisper, clips, work)
         digests = {whisper.fingerprint.digest, fingerprint_in_fresh_process(model),
                    fingerprint_in_fresh_process(model)}
         stable = "stable " + digests.pop() if len(digests) == 1 else f"UNSTABLE {sorted(digests)}"
-        params = sum(p.numel() for p in whisper.model.parameters()) / 1e6
-        print(f"{model:24} {params:6.1f}M {convert_s:9.2f} {load_s:6.2f} {per_clip:7.2f} "
-              f"{per_clip * len(clips) / audio_seconds:6.3f} {ct2_per_clip:10.2f} {stable:>28}")
+        params = sum(p.numel() for p in whisper.model.parameters())
+        print(table.row(model, params, converting.seconds, loading.seconds, per_clip,
+                        transcribing.seconds / audio_seconds, ct2_per_clip, stable))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,7 +8,6 @@ corpus (how hard each domain is).
 from __future__ import annotations
 
 import argparse
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from voxdistill.data.text import sentence_pool
 from voxdistill.data.tts import synthesize
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.models.loading import BUNDLED, load_whisper
-from voxdistill.paths import cache_dir
 from voxdistill.transcribe import DecodingOptions, transcribe_manifest
+
+from _common import Column, Stopwatch, Table, add_demo_corpus_argument, run
 
 
 def synthesis_throughput(sentences_per_voice: int = 8) -> None:
@@ -30,16 +30,15 @@ def synthesis_throughput(sentences_per_voice: int = 8) -> None:
     per_engine: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])  # utts, audio s, wall s
     for voice in TRAIN_VOICES + HELD_OUT_VOICES:
         synthesize(voice, sentences[0])  # warm-up: loads Piper's model once per process
-        start = time.perf_counter()
-        audio_s = sum(len(synthesize(voice, text)) for text in sentences) / SAMPLE_RATE
+        with Stopwatch() as watch:
+            audio_s = sum(len(synthesize(voice, text)) for text in sentences) / SAMPLE_RATE
         totals = per_engine[voice.engine]
         totals[0] += len(sentences)
         totals[1] += audio_s
-        totals[2] += time.perf_counter() - start
+        totals[2] += watch.seconds
     print("synthesis throughput, one process")
-    print(f"{'engine':10} {'utts/s':>7} {'audio s per s':>14}")
-    for engine, (utts, audio_s, wall) in per_engine.items():
-        print(f"{engine:10} {utts / wall:7.1f} {audio_s / wall:14.1f}")
+    table = Table(Column("engine", width=10, left=True), Column("utts/s", ".1f", 7), Column("audio s per s", ".1f"))
+    print(table.format((engine, utts / wall, audio_s / wall) for engine, (utts, audio_s, wall) in per_engine.items()))
 
 
 def full_preset_hours(sample: int = 120) -> None:
@@ -53,40 +52,41 @@ def full_preset_hours(sample: int = 120) -> None:
 
 def teacher_wer(corpus: Path) -> None:
     print(f"\nbundled teachers on {corpus} (greedy, batch 8, English normaliser)")
+    table = Table(Column("split", width=16, left=True), Column("domain", width=24, left=True), Column("utts", "d", 5),
+                  Column("WER", ".1%", 7), Column("seconds", ".0f"))
     for name in BUNDLED:
         whisper = load_whisper(f"bundled:{name}")
-        print(f"\n{name}\n{'split':16} {'domain':24} {'utts':>5} {'WER':>7}")
+        print(f"\n{name}\n{table.header()}")
         for split in SPLITS:
             by_domain: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
-            start = time.perf_counter()
-            for utt, text in transcribe_manifest(whisper, corpus / f"{split}.jsonl", DecodingOptions(batch_size=8)):
-                by_domain[utt.domain][0].append(utt.text)
-                by_domain[utt.domain][1].append(text)
+            with Stopwatch() as watch:
+                for utt, text in transcribe_manifest(whisper, corpus / f"{split}.jsonl", DecodingOptions(batch_size=8)):
+                    by_domain[utt.domain][0].append(utt.text)
+                    by_domain[utt.domain][1].append(text)
             refs = [r for rs, _ in by_domain.values() for r in rs]
             hyps = [h for _, hs in by_domain.values() for h in hs]
-            print(f"{split:16} {'(all)':24} {len(refs):5d} {word_error_rate(refs, hyps):7.1%}"
-                  f"   {time.perf_counter() - start:.0f} s")
+            print(table.row(split, "(all)", len(refs), word_error_rate(refs, hyps), watch.seconds))
             if len(by_domain) > 1:
                 for domain, (rs, hs) in sorted(by_domain.items()):
-                    print(f"{'':16} {domain:24} {len(rs):5d} {word_error_rate(rs, hs):7.1%}")
+                    print(table.row("", domain, len(rs), word_error_rate(rs, hs), ""))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus" / "demo")
-    parser.add_argument("--skip-wer", action="store_true")
+    add_demo_corpus_argument(parser)
+    parser.add_argument("--skip-wer", action="store_true", help="skip the bundled teachers' WER per split and domain")
     args = parser.parse_args()
     quiet_transformers()
     synthesis_throughput()
     full_preset_hours()
     for attempt in ("first", "second"):
-        start = time.perf_counter()
-        summaries = build_corpus(PRESETS["demo"], args.corpus, seed=0, progress=False)
-        print(f"demo build ({attempt}): {time.perf_counter() - start:.1f} s, "
+        with Stopwatch() as watch:
+            summaries = build_corpus(PRESETS["demo"], args.corpus, seed=0, progress=False)
+        print(f"demo build ({attempt}): {watch.seconds:.1f} s, "
               f"{sum(s.utterances for s in summaries)} utterances, {sum(s.hours for s in summaries):.2f} h")
     if not args.skip_wer:
         teacher_wer(args.corpus)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

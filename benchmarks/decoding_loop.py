@@ -10,15 +10,16 @@ computed once per clip); every way must give the same tokens, which is checked o
 from __future__ import annotations
 
 import argparse
-from itertools import islice
+import statistics
 from pathlib import Path
 
-from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.audio import SAMPLE_RATE
 from voxdistill.console import quiet_transformers
-from voxdistill.data.manifest import read_manifest
 from voxdistill.evaluation.speed import Timings, set_threads, time_interleaved
 from voxdistill.models.loading import load_whisper
 from voxdistill.transcribe import DecodingOptions, encode, greedy_decode, log_mel, prompt_tokens
+
+from _common import Column, Table, first_clips, run
 
 WAYS = ("generate", "generate, static cache", "greedy loop")
 
@@ -52,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     quiet_transformers()
     threads = set_threads(args.threads)
-    clips = [load_audio(u.audio_path(m.parent)) for m in args.manifest for u in islice(read_manifest(m), args.clips)]
+    clips = [clip for manifest in args.manifest for clip in first_clips(manifest, args.clips)]
     models = {name: load_whisper(name) for name in args.model}
     budget = DecodingOptions().token_budget
     timings = {(m, way): Timings() for m in models for way in WAYS}
@@ -73,9 +74,10 @@ def main() -> None:
         for name in models:
             mismatches += len({tuple(outputs[(name, way)]) for way in WAYS}) != 1
     print(f"{len(clips)} clips at batch 1, {threads} threads; decoding only (encoder states computed once)\n")
-    print(f"{'model':<42} {'way':<24} {'p50 ms':>8} {'mean ms':>8}")
-    for (name, way), t in timings.items():
-        print(f"{name[-42:]:<42} {way:<24} {t.latency_ms(50):8.0f} {1000 * sum(t.seconds) / len(t.seconds):8.0f}")
+    table = Table(Column("model", left=True), Column("way", left=True), Column("p50 ms", ".0f", 8),
+                  Column("mean ms", ".0f", 8))
+    print(table.format((name, way, t.latency_ms(50), 1000 * statistics.mean(t.seconds))
+                       for (name, way), t in timings.items()))
     if len(models) > 1:
         first, *others = models
         for way in WAYS:
@@ -86,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from itertools import islice
 from pathlib import Path
 from statistics import median
 
@@ -18,32 +17,28 @@ import torch
 
 from voxdistill.config import from_dict
 from voxdistill.console import quiet_transformers
-from voxdistill.data.corpus import PRESETS, build_corpus
-from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
-from voxdistill.paths import cache_dir
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 from voxdistill.transcribe import DecodingOptions
+
+from _common import Column, Table, add_demo_corpus_argument, demo_training_subset, run
 
 TEACHER = "bundled:whisper-base"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus" / "demo")
-    parser.add_argument("--utterances", type=int, default=48)
+    add_demo_corpus_argument(parser)
+    parser.add_argument("--utterances", type=int, default=48, help="training utterances labelled (default 48)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per mode (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
     quiet_transformers()
-    build_corpus(PRESETS["demo"], args.corpus, seed=0, progress=False)
     work = Path(tempfile.mkdtemp(prefix="voxdistill-distill-bench-"))
-    utts = [u for u in islice(read_manifest(args.corpus / "train.jsonl"), args.utterances)]
-    manifest = work / "subset.jsonl"
-    write_manifest(manifest, [u.resolved(args.corpus) for u in utts])
+    _, manifest = demo_training_subset(args.corpus, args.utterances, work)
     run_pseudo_label(PseudoLabelConfig(TEACHER, manifest, work / "pseudo", DecodingOptions(batch_size=8)), progress=False)
 
     teacher = load_whisper(TEACHER)
@@ -53,7 +48,9 @@ def main() -> None:
 
     print(f"student of {TEACHER}: encoder 6/6, decoder 2/6 layers; batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads, float32, {args.steps} timed steps per mode")
-    print(f"{'mode':10} {'s/step':>7} {'steps/s':>8} {'utt/s':>6}")
+    table = Table(Column("mode", width=10, left=True), Column("s/step", ".2f", 7), Column("steps/s", ".3f", 8),
+                  Column("utt/s", ".2f", 6))
+    print(table.header())
     seconds = {}
     for mode in ("online", "offline", "none"):
         config = from_dict(DistillConfig, {
@@ -65,10 +62,10 @@ def main() -> None:
         Trainer(config).run(progress=False)
         log = [json.loads(line) for line in (work / f"run-{mode}" / "log.jsonl").read_text().splitlines()]
         seconds[mode] = median(r["seconds"] for r in log[1:])  # step 1 is warm-up
-        print(f"{mode:10} {seconds[mode]:7.2f} {1 / seconds[mode]:8.3f} {args.batch_size / seconds[mode]:6.2f}")
+        print(table.row(mode, seconds[mode], 1 / seconds[mode], args.batch_size / seconds[mode]))
     print(f"offline KD is {seconds['online'] / seconds['offline']:.2f}x faster than online KD "
           f"(cross-entropy alone: {seconds['online'] / seconds['none']:.2f}x)")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

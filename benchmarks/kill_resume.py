@@ -40,14 +40,16 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from voxdistill.cli import SHARED_REAL_SPEECH
 from voxdistill.console import quiet_transformers
 from voxdistill.data.importers import folder_utterances
 from voxdistill.data.manifest import read_manifest, write_manifest
+from voxdistill.data.real_speech import PACK
 from voxdistill.distill.checkpoint import complete_checkpoints
 from voxdistill.models.debug import make_tiny_whisper
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import StudentSpec, build_student, save_student
+
+from _common import Column, Stopwatch, Table, run
 
 VOXDISTILL = [sys.executable, "-m", "voxdistill.cli"]
 SHARD_SIZE = 2
@@ -95,13 +97,13 @@ def finish(workload: Workload, proc: subprocess.Popen, number: int) -> None:
 
 def reference_run(workload: Workload) -> Timing:
     """Run to the end, noting when each unit of work is committed."""
-    start = time.monotonic()
+    watch = Stopwatch()
     proc = launch(workload, 0)
     seen, times = 0, []
     while proc.poll() is None:
         done = workload.progress()
         if done > seen:
-            times += [time.monotonic() - start] * (done - seen)
+            times += [watch.elapsed()] * (done - seen)
             seen = done
         time.sleep(0.02)
     finish(workload, proc, 0)
@@ -118,7 +120,7 @@ def killed_runs(workload: Workload, timing: Timing, kills: int, rng: random.Rand
         before = workload.progress()
         tally.resumes += before > 0
         proc = launch(workload, number)
-        started = time.monotonic()
+        watch = Stopwatch()
         early = number in early_kills
         if early:
             delay = rng.uniform(0, timing.startup)
@@ -138,7 +140,7 @@ def killed_runs(workload: Workload, timing: Timing, kills: int, rng: random.Rand
         tally.kills += 1
         tally.early += early
         print(f"  {workload.name} kill {number:2}: {'early' if early else 'late '} at "
-              f"{time.monotonic() - started:5.1f} s, units {before} -> {workload.progress()}", flush=True)
+              f"{watch.elapsed():5.1f} s, units {before} -> {workload.progress()}", flush=True)
     tally.resumes += workload.progress() > 0
     proc = launch(workload, kills + 1)
     finish(workload, proc, kills + 1)
@@ -211,12 +213,12 @@ def speech_manifest(speech: Path, path: Path, count: int) -> Path:
     return path
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs per workload (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments (default 0)")
-    parser.add_argument("--speech", type=Path, default=SHARED_REAL_SPEECH,
-                        help="short speech clips with .txt transcripts (default: the shared real-speech clips)")
+    parser.add_argument("--speech", type=Path, default=PACK / "harvard",
+                        help="a folder of short speech clips (default: the shipped Harvard sentences)")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a new temporary one)")
     args = parser.parse_args()
     quiet_transformers()
@@ -268,17 +270,17 @@ def main() -> None:
     tallies["distill"] = killed_runs(distill(work / "distill-killed"), timing, args.kills, rng)
     tallies["distill"].checks = distill_checks(work / "distill-killed", work / "distill-reference", steps)
 
-    print(f"\n{'workload':14} {'kills':>5} {'early':>5} {'resumes':>7} {'checks passed':>13}")
-    for name, tally in tallies.items():
-        passed = sum(tally.checks.values())
-        print(f"{name:14} {tally.kills:5} {tally.early:5} {tally.resumes:7} {f'{passed}/{len(tally.checks)}':>13}")
+    table = Table(Column("workload", width=14, left=True), Column("kills", "d"), Column("early", "d"),
+                  Column("resumes", "d"), Column("checks passed"))
+    print()
+    print(table.format((name, tally.kills, tally.early, tally.resumes,
+                        f"{sum(tally.checks.values())}/{len(tally.checks)}") for name, tally in tallies.items()))
     print()
     for name, tally in tallies.items():
         for check, ok in tally.checks.items():
             print(f"{'pass' if ok else 'FAIL'}  {name}: {check}")
-    if not all(ok for tally in tallies.values() for ok in tally.checks.values()):
-        sys.exit(1)
+    return 0 if all(ok for tally in tallies.values() for ok in tally.checks.values()) else 1
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

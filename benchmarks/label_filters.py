@@ -19,6 +19,8 @@ from voxdistill.data.manifest import read_manifest
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS
 
+from _common import Column, Table, run
+
 
 def pseudo_labels(folder: Path) -> list[dict]:
     """Every labelled record of the folder, kept and dropped."""
@@ -29,8 +31,8 @@ def pseudo_labels(folder: Path) -> list[dict]:
     return records
 
 
-def wer(rows: list[tuple[str, str]]) -> str:
-    return f"{word_error_rate(*zip(*rows)):.1%}" if rows else "-"
+def wer(rows: list[tuple[str, str]]) -> float | None:
+    return word_error_rate(*zip(*rows)) if rows else None
 
 
 def main() -> None:
@@ -49,13 +51,16 @@ def main() -> None:
     labelled = [(filters.reasons(r), (references[r["id"]], r["text"])) for r in records]
     rules = {reason: (lambda reasons, reason=reason: reason in reasons) for reason in REASONS}
     rules["all"] = bool
-    print(f"{len(records)} labels, WER {wer([pair for _, pair in labelled])}; filters {filters}")
-    print(f"{'filter':18} {'dropped':>8} {'share':>6} {'WER kept':>9} {'WER dropped':>12}")
+    print(f"{len(records)} labels, WER {wer([pair for _, pair in labelled]):.1%}; filters {filters}")
+    table = Table(Column("filter", width=18, left=True), Column("dropped", "d", 8), Column("share", ".1%", 6),
+                  Column("WER kept", ".1%"), Column("WER dropped", ".1%"))
+    rows = []
     for name, drops in rules.items():
         dropped = [pair for reasons, pair in labelled if drops(reasons)]
         kept = [pair for reasons, pair in labelled if not drops(reasons)]
-        print(f"{name:18} {len(dropped):8} {len(dropped) / max(len(records), 1):6.1%} {wer(kept):>9} {wer(dropped):>12}")
+        rows.append((name, len(dropped), len(dropped) / len(records), wer(kept), wer(dropped)))
+    print(table.format(rows))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

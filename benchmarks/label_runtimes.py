@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
-import time
 from itertools import islice
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.runtime import Runtime, load_recogniser
 from voxdistill.teacher.filters import LabelFilters
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
+
+from _common import Column, Stopwatch, Table, run
 
 DEFAULT_PAIRS = ("bundled:whisper-tiny.en@torch:float32", "bundled:whisper-tiny.en@ct2:int8",
                  "bundled:whisper-base@torch:float32", "bundled:whisper-base@ct2:int8")
@@ -59,10 +60,10 @@ def main() -> None:
             load_recogniser(teacher, runtime)  # converts into the cache once, outside the timing
             run_pseudo_label(PseudoLabelConfig(teacher, warm, Path(tmp) / f"warm-{index}", runtime=runtime),
                              progress=False)
-            start = time.perf_counter()
-            summary = run_pseudo_label(PseudoLabelConfig(teacher, unlabelled, Path(tmp) / f"labels-{index}",
-                                                         runtime=runtime, filters=filters), progress=False)
-            elapsed = time.perf_counter() - start
+            with Stopwatch() as watch:
+                summary = run_pseudo_label(PseudoLabelConfig(teacher, unlabelled, Path(tmp) / f"labels-{index}",
+                                                             runtime=runtime, filters=filters), progress=False)
+            elapsed = watch.seconds
             folder = Path(tmp) / f"labels-{index}"
             kept = {u.id: u.text for u in read_manifest(folder / "pseudo_labels.jsonl")}
             dropped = {u.id: u.text for u in read_manifest(folder / "dropped.jsonl")} if summary.dropped else {}
@@ -74,11 +75,11 @@ def main() -> None:
                          summary.dropped))
     print(f"{len(utterances)} utterances, {seconds / 60:.1f} min of audio, labelled with top-16 rows; WER of the labels "
           f"against the references, all and after the filters")
-    print(f"{'teacher@runtime':44} {'seconds':>8} {'utt/s':>6} {'RTF':>6} {'WER all':>8} {'WER kept':>9} {'dropped':>8}")
-    for pair, elapsed, rate, rtf, wer_all, wer_kept, dropped in rows:
-        kept_cell = "-" if wer_kept is None else f"{wer_kept:.1%}"
-        print(f"{pair:44} {elapsed:8.1f} {rate:6.2f} {rtf:6.3f} {wer_all:8.1%} {kept_cell:>9} {dropped:8d}")
+    table = Table(Column("teacher@runtime", width=44, left=True), Column("seconds", ".1f", 8),
+                  Column("utt/s", ".2f", 6), Column("RTF", ".3f", 6), Column("WER all", ".1%", 8),
+                  Column("WER kept", ".1%", 9), Column("dropped", "d", 8))
+    print(table.format(rows))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

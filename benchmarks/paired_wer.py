@@ -17,6 +17,8 @@ import numpy as np
 
 from voxdistill.evaluation.metrics import word_edits
 
+from _common import Column, Table, run
+
 
 def utterance_edits(path: Path, model: str) -> dict[tuple[str, str], tuple[int, int]]:
     """(set, id) -> (word errors, reference words) of ``model``'s transcript."""
@@ -51,15 +53,18 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     groups = {name: [k for k in keys if k[0] == name] for name in dict.fromkeys(k[0] for k in keys)}
     groups["all"] = keys
-    print(f"{'set':16} {'utts':>5} {'WER before':>10} {'after':>7} {'change':>7}   95% interval")
+    table = Table(Column("set", width=16, left=True), Column("utts", "d", 5), Column("WER before", ".1%"),
+                  Column("after", ".1%", 7), Column("change", "+.1f", 7), Column("95% interval", left=True))
+    rows = []
     for name, group in groups.items():
         a = np.array([before[k][0] for k in group])
         b = np.array([after[k][0] for k in group])
         words = np.array([before[k][1] for k in group])
         delta, low, high = interval(a, b, words, rng)
-        print(f"{name:16} {len(group):5} {a.sum() / words.sum():10.1%} {b.sum() / words.sum():7.1%} "
-              f"{delta * 100:+6.1f}   [{low * 100:+.1f}, {high * 100:+.1f}] points")
+        rows.append((name, len(group), a.sum() / words.sum(), b.sum() / words.sum(), delta * 100,
+                     f"[{low * 100:+.1f}, {high * 100:+.1f}] points"))
+    print(table.format(rows))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

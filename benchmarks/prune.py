@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from itertools import islice
 from pathlib import Path
 
@@ -46,6 +45,8 @@ from voxdistill.models.student import STUDENT_FILE
 from voxdistill.pipeline import CONFIGS, Stages, _refuse_other_settings
 from voxdistill.runtime import Runtime
 from voxdistill.transcribe import DecodingOptions
+
+from _common import Column, Table, millions, run, times, wer_columns
 
 RECIPE = CONFIGS / "prune-recover.yaml"
 STUDENT_LABEL = "student"
@@ -145,23 +146,12 @@ def rows(result: dict, sources: dict[str, str]) -> list[dict]:
 
 
 def format_rows(table: list[dict], sets: list[str]) -> str:
-    width = max(8, *(len(row["model"]) for row in table))
-    columns = [max(len(name), 6) for name in sets]
-
-    def speedup(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}x"
-
-    lines = [f"{'model':{width}} {'params':>7} {'enc ffn':>7} {'dec ffn':>7}  "
-             + " ".join(f"{name:>{w}}" for name, w in zip(sets, columns))
-             + f" {'p50 ms':>7} {'vs teacher':>10} {'vs student':>10}"]
-    for row in table:
-        wers = " ".join("-".rjust(w) if row["wer"][name] is None else f"{row['wer'][name]:>{w}.1%}"
-                        for name, w in zip(sets, columns))
-        latency = "-" if row["latency_ms_p50"] is None else f"{row['latency_ms_p50']:.0f}"
-        lines.append(f"{row['model']:{width}} {row['parameters'] / 1e6:6.1f}M {row['encoder_ffn_dim'] or '-':>7} "
-                     f"{row['decoder_ffn_dim'] or '-':>7}  {wers} {latency:>7} {speedup(row['speedup']):>10} "
-                     f"{speedup(row['speedup_over_student']):>10}")
-    return "\n".join(lines)
+    layout = Table(Column("model", width=8, left=True), Column("params", millions, 7), Column("enc ffn", "d"),
+                   Column("dec ffn", "d"), *wer_columns(sets), Column("p50 ms", ".0f", 7),
+                   Column("vs teacher", times, 10), Column("vs student", times, 10))
+    return layout.format((row["model"], row["parameters"], row["encoder_ffn_dim"], row["decoder_ffn_dim"],
+                          *(row["wer"][name] for name in sets), row["latency_ms_p50"], row["speedup"],
+                          row["speedup_over_student"]) for row in table)
 
 
 def run_benchmark(args: argparse.Namespace) -> None:
@@ -227,7 +217,7 @@ def _fraction(value: str) -> float:
     return keep
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("student", metavar="STUDENT", help="the trained student to prune, e.g. RUN/model")
@@ -263,13 +253,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="benchmark folder")
     args = parser.parse_args()
     quiet_transformers()
-    try:
-        run_benchmark(args)
-    except VoxdistillError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    run_benchmark(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +46,8 @@ from voxdistill.models.student import (
 from voxdistill.pipeline import (
     PipelineConfig, Stages, _refuse_other_settings, eval_manifests, real_speech_manifest, recipe_config,
 )
+
+from _common import Column, Table, millions, run, times, wer_columns
 
 Window = int | Literal["teacher"]  # whole seconds, or the teacher's window
 
@@ -187,20 +188,15 @@ def shape_rows(result: dict, shapes: dict[str, dict], pareto_set: str) -> list[d
 
 
 def format_rows(rows: list[dict], sets: list[str], pareto_set: str) -> str:
-    width = max(8, *(len(row["shape"]) for row in rows))
-    columns = [max(len(name), 6) for name in sets]
-    lines = [f"{'shape':{width}} {'params':>7} {'encoder':>9} {'decoder':>9} {'window':>6}  "
-             + " ".join(f"{name:>{w}}" for name, w in zip(sets, columns))
-             + f" {'p50 ms':>7} {'speedup':>7}  Pareto ({pareto_set})"]
-    for row in rows:
-        wers = " ".join("-".rjust(w) if row["wer"][name] is None else f"{row['wer'][name]:>{w}.1%}"
-                        for name, w in zip(sets, columns))
-        latency = "-" if row["latency_ms_p50"] is None else f"{row['latency_ms_p50']:.0f}"
-        speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
-        lines.append(f"{row['shape']:{width}} {row['parameters'] / 1e6:6.1f}M "
-                     f"{','.join(map(str, row['encoder_layers'])):>9} {','.join(map(str, row['decoder_layers'])):>9} "
-                     f"{row['window_seconds']:>5}s  {wers} {latency:>7} {speedup:>7}  {'yes' if row['pareto'] else ''}")
-    return "\n".join(lines)
+    def layers(indices: list[int]) -> str:
+        return ",".join(map(str, indices))
+
+    table = Table(Column("shape", width=8, left=True), Column("params", millions, 7), Column("encoder", layers, 9),
+                  Column("decoder", layers, 9), Column("window", "{}s".format, 6), *wer_columns(sets),
+                  Column("p50 ms", ".0f", 7), Column("speedup", times, 7), Column(f"Pareto ({pareto_set})", left=True))
+    return table.format((row["shape"], row["parameters"], row["encoder_layers"], row["decoder_layers"],
+                         row["window_seconds"], *(row["wer"][name] for name in sets), row["latency_ms_p50"],
+                         row["speedup"], "yes" if row["pareto"] else "") for row in rows)
 
 
 def run_sweep(args: argparse.Namespace) -> None:
@@ -270,7 +266,7 @@ def run_sweep(args: argparse.Namespace) -> None:
     print(f"\n-> {out / SHAPES_FILE}; plot: .venv/bin/voxdistill report {out} --out {out / 'report.html'}")
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=SHAPE_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("demo", type=Path, metavar="DIR", help="a folder made by `voxdistill demo --out DIR`")
@@ -292,13 +288,8 @@ def main() -> int:
                         help="clips per test set timed at batch 1 (default 20)")
     args = parser.parse_args()
     quiet_transformers()
-    try:
-        run_sweep(args)
-    except VoxdistillError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    run_sweep(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from itertools import islice
 from pathlib import Path
 
-from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.audio import SAMPLE_RATE
 from voxdistill.console import quiet_transformers
-from voxdistill.data.manifest import read_manifest
 from voxdistill.evaluation.speed import set_threads
 from voxdistill.runtime import Runtime, load_recogniser
 from voxdistill.transcribe import DecodingOptions
+
+from _common import Column, Stopwatch, Table, first_clips, run
 
 
 def main() -> None:
@@ -40,7 +39,7 @@ def main() -> None:
     quiet_transformers()
     threads = set_threads(args.threads)
     runtime = Runtime.of(args.runtime, args.compute_type)
-    clips = [load_audio(u.audio_path(args.manifest.parent)) for u in islice(read_manifest(args.manifest), args.clips)]
+    clips = first_clips(args.manifest, args.clips)
     recognisers = {}
     for m in args.model:
         for compiled in {"no": [False], "yes": [True], "both": [False, True]}[args.compile_decoder]:
@@ -54,22 +53,24 @@ def main() -> None:
             r.decode(r.encode([clip]), options, len(clip) / SAMPLE_RATE)
     for clip in clips:
         for name, r in recognisers.items():
-            start = time.perf_counter()
+            watch = Stopwatch()
             encoded = r.encode([clip])
-            encoded_at = time.perf_counter()
+            times[name]["encoder"].append(watch.lap() * 1e3)
             tokens = r.decode(encoded, options, len(clip) / SAMPLE_RATE)
-            done = time.perf_counter()
-            times[name]["encoder"].append((encoded_at - start) * 1e3)
-            times[name]["decoding"].append((done - encoded_at) * 1e3)
+            times[name]["decoding"].append(watch.lap() * 1e3)
             times[name]["steps"].append(len(tokens[0]) + 1)  # the text tokens and the end-of-text
     print(f"{runtime}, {threads} threads, batch 1, {len(clips)} clips of {args.manifest.name} (medians)")
-    print(f"{'model':44} {'encoder':>9} {'decoding':>9} {'total':>9} {'steps':>6} {'ms/step':>8}")
-    for name, t in times.items():
-        per_step = statistics.median(d / s for d, s in zip(t["decoding"], t["steps"]))
-        total = statistics.median(e + d for e, d in zip(t["encoder"], t["decoding"]))
-        print(f"{name[-44:]:44} {statistics.median(t['encoder']):7.1f}ms {statistics.median(t['decoding']):7.1f}ms "
-              f"{total:7.1f}ms {statistics.median(t['steps']):6.1f} {per_step:8.2f}")
+    def ms(value: float) -> str:
+        return f"{value:.1f}ms"
+
+    table = Table(Column("model", left=True), Column("encoder", ms, 9), Column("decoding", ms, 9),
+                  Column("total", ms, 9), Column("steps", ".1f", 6), Column("ms/step", ".2f", 8))
+    print(table.format((name, statistics.median(t["encoder"]), statistics.median(t["decoding"]),
+                        statistics.median(e + d for e, d in zip(t["encoder"], t["decoding"])),
+                        statistics.median(t["steps"]),
+                        statistics.median(d / s for d, s in zip(t["decoding"], t["steps"])))
+                       for name, t in times.items()))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -107,7 +107,7 @@ class PipelineConfig:
     # distilled by the demo is closer to its teacher than the 3-layer one (6.6% against 8.7% on
     # accented read speech, teacher 4.0%), at a cost in speed: its decoding costs what the teacher's
     # does, so only its encoder (each clip at its own length) is cheaper: 3.03x in CTranslate2 int8 in
-    # the demo; fewer layers trade real-speech accuracy for speed (see the README's measurements).
+    # the demo; fewer layers trade real-speech accuracy for speed (see docs/measurements.md).
     decoder_layers: str = "4"
     # The student's audio window in seconds; None = the teacher's 30; "auto" = the longest training
     # utterance, rounded up (every clip fits, and no more padding than that is computed).

@@ -54,5 +54,5 @@ def test_faster_whisper_transcribes_the_export(exported, speech_dir):
                                        temperature=0.0, without_timestamps=True, condition_on_previous_text=False)
         texts.append(" ".join(s.text.strip() for s in segments))
     # Not compared word for word with voxdistill: faster-whisper pads a clip's features with zeros
-    # rather than padding its audio, which changes some words (see README, *Export and runtimes*).
+    # rather than padding its audio, which changes some words (see docs/runtimes-and-export.md, faster-whisper).
     assert word_error_rate(REFERENCES, texts) <= WER_BOUND, list(zip(REFERENCES, texts))
