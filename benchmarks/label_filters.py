@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from voxdistill.cli import filter_arguments, label_filters
+from voxdistill.cli.options import filter_arguments, label_filters
 from voxdistill.data.manifest import read_manifest
 from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS

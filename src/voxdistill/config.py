@@ -234,6 +234,16 @@ def config_yaml(obj) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True)
 
 
+def resolved_config_yaml(cls: type, path: str | Path | None, overrides: Iterable[str] = ()) -> str:
+    """Every key of the ``cls`` config that ``path`` and ``overrides`` resolve to, defaults filled in,
+    as YAML (``voxdistill distill --print-config``); keys without a default that they leave out are
+    null, and named in a comment at the top."""
+    missing: list[str] = []
+    config = load_config(cls, path, overrides, missing=missing)
+    comment = f"# no default, set them: {', '.join(missing)}\n" if missing else ""
+    return comment + config_yaml(config)
+
+
 def save_config(obj, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees half a file."""
     write_text_atomic(path, config_yaml(obj))

@@ -18,13 +18,13 @@ from tqdm import tqdm
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
-from voxdistill.audio import load_audio
+from voxdistill.audio import LongAudioPolicy, load_audio
 from voxdistill.data.dataset import log_mel as features_of
 from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
 from voxdistill.runtime import Decoded, Recogniser, as_recogniser, no_speech_token, text_of, window_samples
-from voxdistill.runtime import generate_tokens
+from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,16 @@ def transcribe_audio(
         for (i, _), ids in zip(batch, tokens):
             pieces[i].append(text_of(recogniser, ids))
     return [merge_transcripts(parts, plan) for parts, plan in zip(pieces, plans)]
+
+
+def transcribe_files(model: str, paths: Sequence[str | Path], options: DecodingOptions = DecodingOptions(),
+                     runtime: Runtime = Runtime(), long_audio: LongAudioPolicy = "refuse") -> list[str]:
+    """One transcript per audio file (`voxdistill transcribe`). Every file is read and checked before
+    the model loads, so bad input fails in milliseconds. Audio over 30 s is refused, or with
+    ``long_audio="split"`` transcribed whole (`transcribe_audio`)."""
+    audios = [load_audio(path, long_audio=long_audio) for path in paths]
+    recogniser = load_recogniser(model, runtime)
+    return transcribe_audio(recogniser, audios, options, progress=len(audios) > options.batch_size)
 
 
 def transcribe_manifest(

@@ -90,3 +90,16 @@ def import_hf_dataset(dataset_path: Path, out_dir: Path, split: str | None = Non
 
     manifest = out_dir / f"{split}.jsonl"
     return manifest, write_manifest(manifest, utterances())
+
+
+def import_source(source: Path, out_dir: Path, *, name: str | None = None, domain: str | None = None,
+                  split: str | None = None, audio_column: str = "audio",
+                  text_column: str | None = None) -> tuple[Path, int]:
+    """`voxdistill corpus import`: a saved ``datasets`` dataset (`import_hf_dataset`, its split,
+    audio and text columns) or a folder of audio (`import_folder`, into ``out_dir/<name>.jsonl``,
+    by default named after the folder). Returns the manifest path and the number of utterances."""
+    if is_hf_dataset(source):
+        return import_hf_dataset(source, out_dir, split=split, audio_column=audio_column,
+                                 text_column=text_column, domain=domain)
+    manifest = out_dir / f"{name or source.resolve().name}.jsonl"
+    return manifest, import_folder(source, manifest, domain=domain)

@@ -57,6 +57,13 @@ def write_model_card(model_dir: Path, metrics: dict, label: str, other_runtimes:
     return write_text_atomic(model_dir / CARD_FILE, "\n".join(sections))
 
 
+def write_student_cards(metrics: dict) -> list[Path]:
+    """`write_model_card` into the folder of every student ``metrics`` evaluated (``voxdistill
+    evaluate --card``). Returns the cards' paths."""
+    return [write_model_card(Path(record["source"]), metrics, record["model"])
+            for record in metrics["models"] if record["role"] == "student"]
+
+
 def is_hub_id(source: str) -> bool:
     """Whether ``source`` names a model on the Hugging Face hub (not a bundled teacher or a folder)."""
     return bool(_HUB_ID.match(source)) and not Path(source).exists()

@@ -249,3 +249,21 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
         whisper.eval()
         whisper.requires_grad_(False)
     return Whisper(whisper, processor, source=model, folder=folder if isinstance(folder, Path) else None)
+
+
+def model_info(model: str) -> dict:
+    """What ``voxdistill model info`` prints of ``model``: the folder it resolved to, its size and
+    shape, and its fingerprint (what the teacher-consistency check compares)."""
+    whisper = load_whisper(model)
+    config = whisper.model.config
+    return {
+        "model": model,
+        "folder": str(whisper.folder) if whisper.folder else None,
+        "parameters": sum(p.numel() for p in whisper.model.parameters()),
+        "encoder_layers": config.encoder_layers,
+        "decoder_layers": config.decoder_layers,
+        "d_model": config.d_model,
+        "vocab_size": config.vocab_size,
+        "multilingual": whisper.multilingual,
+        "fingerprint": whisper.fingerprint.to_dict(),
+    }

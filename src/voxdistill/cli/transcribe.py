@@ -1,0 +1,38 @@
+"""voxdistill transcribe: one line (or one JSON record) per audio file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from voxdistill.audio import MIN_SECONDS
+from voxdistill.cli.options import decoding, decoding_arguments, model_argument, runtime, runtime_arguments
+
+
+def register(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files with a Whisper model",
+                       description="Print one line per file: the path, a tab, the transcript.")
+    model_argument(p)
+    p.add_argument("audio", metavar="AUDIO", nargs="+",
+                   help=f"audio files (WAV, FLAC, OGG, ...; other rates are resampled to 16 kHz, "
+                        f"stereo is downmixed, both with a warning; clips under {MIN_SECONDS:g} s are refused)")
+    p.add_argument("--json", action="store_true", help='print [{"audio": path, "text": ...}] instead')
+    decoding_arguments(p, batch="30 s windows per forward pass")
+    runtime_arguments(p)
+    p.add_argument("--long-audio", choices=["refuse", "split"], default="refuse",
+                   help="audio over 30 s: refuse it (default) or transcribe it whole, in overlapping windows of the "
+                        "model's length cut at pauses and merged where their words agree")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from voxdistill.transcribe import transcribe_files
+
+    texts = transcribe_files(args.model, args.audio, decoding(args), runtime(args), long_audio=args.long_audio)
+    if args.json:
+        print(json.dumps([{"audio": path, "text": text} for path, text in zip(args.audio, texts)],
+                         ensure_ascii=False, indent=2))
+    else:
+        for path, text in zip(args.audio, texts):
+            print(f"{path}\t{text}")
+    return 0
