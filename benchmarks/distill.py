@@ -20,13 +20,13 @@ from voxdistill.config import from_dict
 from voxdistill.console import quiet_transformers
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.manifest import read_manifest, write_manifest
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.paths import cache_dir
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
-from voxdistill.transcribe import DecodingOptions
 
 TEACHER = "bundled:whisper-base"
 

@@ -19,10 +19,11 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.manifest import read_manifest, write_manifest
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, log_mel
 from voxdistill.models.loading import BUNDLED, load_whisper
 from voxdistill.paths import cache_dir
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, label_batch, run_pseudo_label
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, transcribe_audio
+from voxdistill.transcribe import transcribe_audio
 
 BATCH_SIZES = (1, 4, 8, 16)
 

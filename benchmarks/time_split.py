@@ -20,9 +20,9 @@ from pathlib import Path
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.manifest import read_manifest
+from voxdistill.decoding import DecodingOptions
 from voxdistill.evaluation.speed import set_threads
 from voxdistill.runtime import Runtime, load_recogniser
-from voxdistill.transcribe import DecodingOptions
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
 from voxdistill.data.dataset import length_groups, log_mel, padded_samples
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import _grouped, distill
 from voxdistill.export.exporter import EXPORT_RECORD, export_model
@@ -26,7 +27,6 @@ from voxdistill.models.student import (
     ClipLengthEncoder, StudentConfigError, StudentSpec, build_student, follow_clip_length, save_student,
 )
 from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
-from voxdistill.transcribe import DecodingOptions
 
 GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
 
@@ -226,7 +226,7 @@ def test_feature_files_that_disagree_are_refused(student_1s, tmp_path):
 def test_pruning_a_clip_length_student_measures_each_clip_as_alone(student_1s, speech_dir, tmp_path):
     from tests.test_pseudo_label import speech_manifest
     from voxdistill.data.manifest import read_manifest
-    from voxdistill.models.prune import measure_ffn_importance, prune_student
+    from voxdistill.distill.prune import measure_ffn_importance, prune_student
 
     manifest = speech_manifest(speech_dir, tmp_path / "calibration.jsonl")
     utterances = list(read_manifest(manifest))

@@ -17,6 +17,7 @@ import torch
 from tests.conftest import SPEECH
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.dataset import log_mel
+from voxdistill.decoding import DecodingOptions
 from voxdistill.export.exporter import EXPORT_RECORD
 from voxdistill.models.ctc import (
     BLANK, BLANK_TEXT, CTC_CONFIG_FILE, ONNX_FILE, WEIGHTS_FILE, Alphabet, CTCConfigError, CTCLoadError,
@@ -30,7 +31,7 @@ from voxdistill.runtime import Runtime, RuntimeConfigError, describe, load_recog
 from voxdistill.runtime.ctc_backend import (
     CTCUnsupportedError, TorchCTCRecogniser, load_ctc_recogniser, onnx_folder_for,
 )
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.transcribe import transcribe_audio
 
 ALPHABET = Alphabet()
 _, A, B, C = BLANK, *ALPHABET.encode("abc")  # "_" is the blank, so frame lists read like the docs

@@ -8,10 +8,11 @@ from torch import nn
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.decoding import DecodingOptions
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.quantize import quantize_decoder_int8
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_audio
 
 
 def test_decoder_and_projection_are_int8_and_the_encoder_is_not(tiny_random_whisper, speech_dir):

@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, greedy_decode, log_mel, prompt_tokens
 from voxdistill.models.loading import load_whisper
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, greedy_decode, log_mel, prompt_tokens
 
 
 def _generate(whisper, encoder_outputs, max_new_tokens: int) -> list[list[int]]:

@@ -42,25 +42,26 @@ from transformers.modeling_outputs import Seq2SeqLMOutput
 from voxdistill.config import ConfigError, SettingChange, save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, log_mel
 from voxdistill.data.manifest import scan_manifest
+from voxdistill.decoding import DecodingOptions, prompt_tokens
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.checkpoint import (
     TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints,
     resume_config_changes, rng_state, save_checkpoint, set_rng_state,
 )
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
+from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import VoxdistillError
-from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
 from voxdistill.models.student import STUDENT_FILE
-from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_manifest
 
 
 class NonFiniteError(VoxdistillError):

@@ -32,10 +32,10 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
 from voxdistill.data.dataset import clip_pad_step, log_mel
+from voxdistill.decoding import Decoded
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
-from voxdistill.runtime import Decoded, Runtime
-from voxdistill.teacher.topk import TopK
+from voxdistill.runtime import Runtime, TopK
 
 # Every Whisper decoder has 448 positions; CTranslate2 does not expose the number (faster-whisper
 # assumes it too).

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from voxdistill.data.dataset import log_mel
+from voxdistill.decoding import Decoded
 from voxdistill.errors import VoxdistillError
 from voxdistill.export.exporter import EXPORT_RECORD
 from voxdistill.files import sha256_of_files
@@ -33,8 +34,7 @@ from voxdistill.models.ctc import (
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.paths import cache_dir
-from voxdistill.runtime import CTC_BACKENDS, Decoded, Runtime, RuntimeConfigError
-from voxdistill.teacher.topk import TopK
+from voxdistill.runtime import CTC_BACKENDS, Runtime, RuntimeConfigError, TopK
 
 
 class CTCUnsupportedError(VoxdistillError):

@@ -47,17 +47,17 @@ from tqdm import tqdm
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
+from voxdistill.decoding import DecodingOptions, text_tokens
 from voxdistill.errors import AudioError, VoxdistillError
-from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
+from voxdistill.models.student import window_positions
 from voxdistill.runtime import (
     Decoded, Recogniser, Runtime, as_recogniser, by_padded_length, load_recogniser, text_of, window_seconds,
 )
+from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
-from voxdistill.models.student import window_positions
-from voxdistill.transcribe import DecodingOptions, text_tokens
 
 
 class PseudoLabelError(VoxdistillError):
