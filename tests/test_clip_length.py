@@ -21,7 +21,8 @@ from voxdistill.data.dataset import length_groups, log_mel, padded_samples
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import _grouped, distill
-from voxdistill.export.exporter import EXPORT_RECORD, export_model
+from voxdistill.export.exporter import export_model
+from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import (
     ClipLengthEncoder, StudentConfigError, StudentSpec, build_student, follow_clip_length, save_student,

@@ -21,7 +21,8 @@ from voxdistill.config import from_dict
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherMismatchError, resolve_teacher
-from voxdistill.export.exporter import EXPORT_RECORD, ExportError, export_model
+from voxdistill.export.exporter import ExportError, export_model
+from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.runtime import Runtime, RuntimeConfigError, generate_tokens, load_recogniser

@@ -190,7 +190,7 @@ def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | Non
     """``model`` (a model argument: bundled name, Hugging Face or CTranslate2 folder, hub id)
     loaded in ``runtime``. A model that is not yet a folder the runtime reads is converted into the
     cache first (CTranslate2 -> Hugging Face for torch; anything else -> CTranslate2 for ct2, through
-    `export.exporter.ct2_folder_for`, weights stored as the compute type).
+    `formats.ctranslate2.ct2_folder_for`, weights stored as the compute type).
     A CTC student folder runs in torch or onnx (exported into the cache when it has no ONNX file).
     ``threads``: the runtime's intra-op threads (None: torch's current setting)."""
     from voxdistill.models.ctc import is_ctc_folder
