@@ -35,9 +35,9 @@ from voxdistill.console import quiet_transformers
 from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.prune import calibration_utterances, prune_student
-from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, model_label
+from voxdistill.families import distill
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import resolve_model_folder
 from voxdistill.models.student import STUDENT_FILE

@@ -22,7 +22,8 @@ from voxdistill.console import quiet_transformers
 from voxdistill.data.manifest import read_manifest
 from voxdistill.decoding import DecodingOptions
 from voxdistill.evaluation.speed import set_threads
-from voxdistill.runtime import Runtime, load_recogniser
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime
 
 
 def main() -> None:

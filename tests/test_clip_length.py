@@ -20,14 +20,15 @@ from voxdistill.config import ConfigError, from_dict
 from voxdistill.data.dataset import length_groups, log_mel, padded_samples
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import _grouped, distill
+from voxdistill.distill.whisper_trainer import _grouped
 from voxdistill.export.exporter import export_model
+from voxdistill.families import distill, load_recogniser
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import (
     ClipLengthEncoder, StudentConfigError, StudentSpec, build_student, follow_clip_length, save_student,
 )
-from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
+from voxdistill.runtime import Runtime, generate_tokens
 
 GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
 

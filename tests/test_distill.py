@@ -20,7 +20,8 @@ from voxdistill.cli import main
 from voxdistill.config import from_dict
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import NonFiniteError, distill, lr_factor
+from voxdistill.distill.trainer import NonFiniteError, lr_factor
+from voxdistill.families import distill
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label

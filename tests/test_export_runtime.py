@@ -22,10 +22,11 @@ from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherMismatchError, resolve_teacher
 from voxdistill.export.exporter import ExportError, export_model
+from voxdistill.families import load_recogniser
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
-from voxdistill.runtime import Runtime, RuntimeConfigError, generate_tokens, load_recogniser
+from voxdistill.runtime import Runtime, RuntimeConfigError, generate_tokens
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 from voxdistill.teacher.topk import TopKCache
 from voxdistill.transcribe import transcribe_audio

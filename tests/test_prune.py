@@ -23,9 +23,10 @@ from voxdistill.decoding import DecodingOptions, prompt_tokens, text_tokens
 from voxdistill.distill.prune import (
     PruneError, calibration_utterances, ffn_targets, measure_ffn_importance, prune_ffn, prune_student,
 )
+from voxdistill.families import load_recogniser
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import STUDENT_FILE, StudentSpec, build_student, largest, save_student, weight_importance
-from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
+from voxdistill.runtime import Runtime, generate_tokens
 from voxdistill.transcribe import transcribe_audio
 
 # Random weights never emit end-of-text: every clip decodes the whole budget, so equal token lists

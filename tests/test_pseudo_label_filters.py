@@ -16,7 +16,8 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, write_manifest
 from voxdistill.decoding import DecodingOptions
-from voxdistill.runtime import Runtime, load_recogniser
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilterError, LabelFilters, compression_ratio, label_signals
 
 TEACHER = "bundled:whisper-tiny.en"

@@ -29,7 +29,6 @@ from voxdistill.data.manifest import concatenate_manifests, read_manifest
 from voxdistill.data.real_speech import REAL_PRESETS, RealSpeechPreset, build_real_speech
 from voxdistill.data.real_speech import TEST_SETS as REAL_TEST_SETS
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
@@ -37,6 +36,7 @@ from voxdistill.evaluation.report_inputs import format_ms, format_percent, forma
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.export.model_card import write_model_card
+from voxdistill.families import distill
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (

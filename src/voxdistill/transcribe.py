@@ -17,7 +17,8 @@ from voxdistill.data.manifest import Utterance, read_manifest
 from voxdistill.decoding import DecodingOptions
 from voxdistill.long_audio import merge_transcripts, plan_chunks
 from voxdistill.models.loading import Whisper
-from voxdistill.runtime import Recogniser, as_recogniser, generate_tokens, text_of, window_samples
+from voxdistill.runtime import Recogniser, generate_tokens, text_of, window_samples
+from voxdistill.runtime.loading import as_recogniser
 
 
 def transcribe_audio(

@@ -1,11 +1,10 @@
 """``voxdistill export``: a model as a deployable folder, written atomically.
 
-- ``hf``: a Hugging Face Whisper folder; ``ct2``: a CTranslate2 folder at a chosen weight
-  quantization (both `formats.ctranslate2`); ``onnx``: a CTC student's ONNX folder (`formats.onnx`).
-
-Each carries the source's ``student.json`` when it has one and ``voxdistill-export.json``: what was
-exported from what. A Hugging Face or CTranslate2 folder also gets a model card (``README.md``)
-saying how to run it.
+The model's family (`families`) says which formats it has and writes them: for Whisper models
+``hf``, a Hugging Face folder, and ``ct2``, a CTranslate2 folder at a chosen weight quantization
+(`formats.ctranslate2`); for CTC students ``onnx`` (`formats.onnx`). Each folder carries the
+source's ``student.json`` when it has one and ``voxdistill-export.json``: what was exported from
+what; a Hugging Face or CTranslate2 folder also a model card (``README.md``) saying how to run it.
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from voxdistill.errors import VoxdistillError
+from voxdistill.export.model_card import write_export_card
+from voxdistill.families import FAMILIES, family_of
 from voxdistill.files import folder_written_atomically
 from voxdistill.formats import EXPORT_RECORD  # re-exported for the CLI until it imports from voxdistill.formats
-from voxdistill.formats.ctranslate2 import QUANTIZATIONS, write_whisper_folder
-from voxdistill.models.loading import load_whisper
-from voxdistill.models.student import STUDENT_FILE
+from voxdistill.formats.ctranslate2 import QUANTIZATIONS
 
-FORMATS = ("hf", "ct2", "onnx")  # onnx: CTC students (models.ctc)
+FORMATS = tuple(dict.fromkeys(format for family in FAMILIES for format in family.export_formats))  # of every family
 
 
 class ExportError(VoxdistillError):
@@ -43,29 +42,18 @@ def check_export_options(format: str, quantization: str, out: Path) -> None:
 
 
 def export_model(model: str, format: str, out: Path, quantization: str = "float32", card: bool = True) -> Path:
-    """Export ``model`` (any model argument) as ``format`` into ``out`` (which must not exist or be
-    empty), atomically: written under a temporary name beside it, then renamed. A CTC student
-    exports only as ``onnx``; a Whisper model as ``hf`` or ``ct2``."""
-    from voxdistill.formats.onnx import export_onnx
-    from voxdistill.models.ctc import is_ctc_folder, load_ctc_student, read_record
-
+    """Export ``model`` (any model argument) as ``format``, one its family has, into ``out`` (which
+    must not exist or be empty), atomically: written under a temporary name beside it, then renamed.
+    ``card``: write the model card its family has for the format."""
     out = Path(out)
     check_export_options(format, quantization, out)
-    ctc = is_ctc_folder(model)
-    if ctc != (format == "onnx"):
-        raise ExportError(f"--format {format}: {model} is a {'CTC student' if ctc else 'Whisper model'}; "
-                          f"export it with --format {'onnx' if ctc else 'hf or ct2'}")
-    if ctc:
-        student, feature_extractor, _ = load_ctc_student(model)
-        provenance = read_record(Path(model) / STUDENT_FILE) if (Path(model) / STUDENT_FILE).is_file() else {}
-        return export_onnx(student, feature_extractor, out, provenance, source=model)
-    whisper = load_whisper(model)
+    family = family_of(model)
+    if format not in family.export_formats:
+        raise ExportError(f"--format {format}: {model} is a {family.title}; "
+                          f"export it with --format {' or '.join(family.export_formats)}")
     with folder_written_atomically(out) as tmp:
-        record = write_whisper_folder(whisper, format, tmp, quantization, source=model)
-        source_folder = whisper.folder
-        if card:
-            from voxdistill.export.model_card import write_export_card
-
-            write_export_card(tmp, record, None if source_folder is None else source_folder / "README.md",
-                              location=str(out))
+        exported = family.export(model, format, tmp, quantization)
+        usage = family.export_card_usage(exported.record) if card else None
+        if usage is not None:
+            write_export_card(tmp, exported.record, usage, exported.source_card, location=str(out))
     return out

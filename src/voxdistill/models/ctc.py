@@ -315,11 +315,6 @@ def write_ctc_folder(model: CTCStudent, feature_extractor: WhisperFeatureExtract
     write_ctc_description(Path(folder), model, feature_extractor)
 
 
-def is_ctc_folder(path: str | Path) -> bool:
-    path = Path(path).expanduser()
-    return path.is_dir() and (path / CTC_CONFIG_FILE).is_file()
-
-
 def read_record(path: Path) -> dict:
     """A JSON object file of a CTC folder; a `CTCLoadError` naming it when missing or damaged."""
     if not path.is_file():

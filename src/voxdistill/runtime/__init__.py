@@ -15,6 +15,10 @@ CTC students (`models.ctc`) are recognisers too (`runtime.ctc_backend`): their "
 characters, decoded greedily from one forward pass, in ``torch`` or ``onnx`` (onnxruntime on the
 student's ONNX export).
 
+Which backend runs a model is its family's to say (`families.load_recogniser`); this package holds
+the interface and the backends, and `runtime.loading` loads a Whisper model (a teacher, or a Whisper
+student) into ``torch`` or ``ct2``.
+
 A model in another runtime or precision is numerically another model: its fingerprint names the
 runtime (`models.fingerprint`).
 
@@ -187,39 +191,7 @@ def describe(recogniser: Recogniser) -> dict:
 
 
 def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | None = None) -> Recogniser:
-    """``model`` (a model argument: bundled name, Hugging Face or CTranslate2 folder, hub id)
-    loaded in ``runtime``. A model that is not yet a folder the runtime reads is converted into the
-    cache first (CTranslate2 -> Hugging Face for torch; anything else -> CTranslate2 for ct2, through
-    `formats.ctranslate2.ct2_folder_for`, weights stored as the compute type).
-    A CTC student folder runs in torch or onnx (exported into the cache when it has no ONNX file).
-    ``threads``: the runtime's intra-op threads (None: torch's current setting)."""
-    from voxdistill.models.ctc import is_ctc_folder
+    """`families.load_recogniser`: kept here for the CLI until it imports from voxdistill.families."""
+    from voxdistill.families import load_recogniser as load_by_family  # re-exported for the CLI until it imports from voxdistill.families
 
-    if is_ctc_folder(model):
-        if runtime.backend not in CTC_BACKENDS or runtime.compute_type != "float32":
-            raise RuntimeConfigError(f"{model}: a CTC student runs in {' or '.join(CTC_BACKENDS)} at float32, "
-                                     f"not {runtime}")
-        from voxdistill.runtime.ctc_backend import load_ctc_recogniser
-
-        return load_ctc_recogniser(model, runtime.backend, threads or torch.get_num_threads())
-    if runtime.backend not in WHISPER_BACKENDS:
-        raise RuntimeConfigError(f"{model}: a Whisper model runs in {' or '.join(WHISPER_BACKENDS)}; "
-                                 f"--runtime {runtime.backend} runs CTC students")
-    if runtime.backend == "torch":
-        from voxdistill.runtime.torch_backend import load_torch_recogniser
-
-        return load_torch_recogniser(model, runtime.compute_type)
-    from voxdistill.runtime.ct2_backend import load_ct2_recogniser
-
-    return load_ct2_recogniser(model, runtime.compute_type, threads or torch.get_num_threads())
-
-
-def as_recogniser(model) -> Recogniser:
-    """``model`` itself if it is a recogniser; a loaded `models.loading.Whisper` wrapped as the torch one."""
-    from voxdistill.models.loading import Whisper
-
-    if isinstance(model, Whisper):
-        from voxdistill.runtime.torch_backend import TorchRecogniser
-
-        return TorchRecogniser(model)
-    return model
+    return load_by_family(model, runtime, threads)
