@@ -10,8 +10,8 @@ runtime it has, its trainer (which loads, trains with its loss, transcribes the 
 its student), each export format it has, and what its model card says. A stage asks the family of
 a model, `family_of`: ``distill`` for its trainer (`distill` below), the runtime for its recogniser
 (`load_recogniser` below), ``evaluate`` for the runtime option that applies to it, ``export`` for
-its formats and writer, the model card for its sections. `is_ctc_folder`, the one test for a family
-in the package, is called here only.
+its formats and writer, the model card for its sections. A family is tested for (`is_ctc_folder`,
+a comparison with a family's name) nowhere outside this package: tests/test_architecture.py checks.
 
 Adding a third family
 ---------------------
