@@ -124,9 +124,10 @@ def test_a_batch_decodes_each_clip_as_alone_in_torch_and_ct2(student_1s, clips, 
 
 def test_the_model_card_says_how_a_clip_length_student_reads_audio():
     from voxdistill.export.model_card import _about
+    from voxdistill.families.whisper import WHISPER
 
-    about = _about("s", "t", {"parameters": 10}, {"parameters": 20},
-                   {"window_seconds": {"teacher": 30, "student": 11}, "pad_step_seconds": 0.5})
+    provenance = {"window_seconds": {"teacher": 30, "student": 11}, "pad_step_seconds": 0.5}
+    about = _about("s", "t", {"parameters": 10}, {"parameters": 20}, provenance, WHISPER.card_kind(provenance))
     assert "at the clip's own length, zero-padded to the next 0.5 s" in about and "longer than 11 s" in about
     assert "11-second windows" not in about
 
