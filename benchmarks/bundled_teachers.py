@@ -21,8 +21,9 @@ import torch
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.tts import espeak_ng
+from voxdistill.decoding import DecodingOptions, log_mel, prompt_tokens
 from voxdistill.models.loading import BUNDLED, bundled_files, load_whisper, resolve_model_folder
-from voxdistill.transcribe import DecodingOptions, log_mel, prompt_tokens, transcribe_audio
+from voxdistill.transcribe import transcribe_audio
 
 from _common import Column, Stopwatch, Table, millions, run
 

@@ -18,9 +18,10 @@ from voxdistill.console import quiet_transformers
 from voxdistill.data.corpus import HELD_OUT_VOICES, PRESETS, SPLITS, TRAIN_VOICES, build_corpus, plan_corpus
 from voxdistill.data.text import sentence_pool
 from voxdistill.data.tts import synthesize
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.decoding import DecodingOptions
 from voxdistill.models.loading import BUNDLED, load_whisper
-from voxdistill.transcribe import DecodingOptions, transcribe_manifest
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_manifest
 
 from _common import Column, Stopwatch, Table, add_demo_corpus_argument, run
 

@@ -1,5 +1,5 @@
 """What the decoding loop costs: transformers' ``generate`` (dynamic and static key-value cache)
-against voxdistill's greedy loop (``transcribe.greedy_decode``), for a teacher and a student, at
+against voxdistill's greedy loop (``decoding.greedy_decode``), for a teacher and a student, at
 batch 1, in one process, interleaved clip by clip. Only decoding is timed (the encoder states are
 computed once per clip); every way must give the same tokens, which is checked on every clip.
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.console import quiet_transformers
+from voxdistill.decoding import DecodingOptions, encode, greedy_decode, log_mel, prompt_tokens
 from voxdistill.evaluation.speed import Timings, set_threads, time_interleaved
 from voxdistill.models.loading import load_whisper
-from voxdistill.transcribe import DecodingOptions, encode, greedy_decode, log_mel, prompt_tokens
 
 from _common import Column, Table, first_clips, run
 

@@ -17,12 +17,12 @@ import torch
 
 from voxdistill.config import from_dict
 from voxdistill.console import quiet_transformers
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
-from voxdistill.transcribe import DecodingOptions
 
 from _common import Column, Table, add_demo_corpus_argument, demo_training_subset, run
 

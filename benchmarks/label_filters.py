@@ -16,7 +16,7 @@ from pathlib import Path
 
 from voxdistill.cli.options import filter_arguments, label_filters
 from voxdistill.data.manifest import read_manifest
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS
 
 from _common import Column, Table, run

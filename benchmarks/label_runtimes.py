@@ -20,8 +20,9 @@ from itertools import islice
 from pathlib import Path
 
 from voxdistill.data.manifest import read_manifest, write_manifest
-from voxdistill.evaluation.metrics import word_error_rate
-from voxdistill.runtime import Runtime, load_recogniser
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime
+from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import LabelFilters
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxdistill.evaluation.metrics import word_edits
+from voxdistill.scoring.metrics import word_edits
 
 from _common import Column, Table, run
 

@@ -33,18 +33,18 @@ from voxdistill.config import load_config
 from voxdistill.console import quiet_transformers
 from voxdistill.data.manifest import read_manifest, write_manifest
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import distill
+from voxdistill.distill.prune import calibration_utterances, prune_student
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, model_label
+from voxdistill.families import distill
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import resolve_model_folder
-from voxdistill.models.prune import calibration_utterances, prune_student
 from voxdistill.models.student import STUDENT_FILE
 # _refuse_other_settings is the pipeline's check that a run folder is reused only with the config
 # it was started with; the recovery runs need the same rule, and one copy of it.
+from voxdistill.decoding import DecodingOptions
 from voxdistill.pipeline import CONFIGS, Stages, _refuse_other_settings
 from voxdistill.runtime import Runtime
-from voxdistill.transcribe import DecodingOptions
 
 from _common import Column, Table, millions, run, times, wer_columns
 

@@ -16,9 +16,10 @@ import torch
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.console import quiet_transformers
 from voxdistill.data.manifest import read_manifest
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, log_mel
 from voxdistill.models.loading import BUNDLED, load_whisper
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, label_batch, run_pseudo_label
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, transcribe_audio
+from voxdistill.transcribe import transcribe_audio
 
 from _common import Column, Stopwatch, Table, add_demo_corpus_argument, demo_training_subset, run
 

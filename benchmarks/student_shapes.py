@@ -31,11 +31,11 @@ from typing import Literal
 from voxdistill.config import apply_overrides, from_dict, to_dict
 from voxdistill.console import quiet_transformers
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, model_label
 from voxdistill.evaluation.pareto import pareto_front
 from voxdistill.evaluation.report_inputs import METRICS_FILE, SHAPES_FILE
+from voxdistill.families import distill
 from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import (

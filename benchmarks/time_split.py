@@ -17,9 +17,10 @@ from pathlib import Path
 
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.console import quiet_transformers
+from voxdistill.decoding import DecodingOptions
 from voxdistill.evaluation.speed import set_threads
-from voxdistill.runtime import Runtime, load_recogniser
-from voxdistill.transcribe import DecodingOptions
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime
 
 from _common import Column, Stopwatch, Table, first_clips, run
 

@@ -14,7 +14,8 @@ from tests.test_distill import askd_sections, config_dict, final_checkpoint, set
 from voxdistill.config import from_dict
 from voxdistill.distill.checkpoint import checkpoint_dir
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import WhisperTrainer, distill
+from voxdistill.distill.whisper_trainer import WhisperTrainer
+from voxdistill.families import distill
 
 
 def scored_config(setup: Path, out: Path, **sections) -> DistillConfig:

@@ -18,15 +18,17 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
 from voxdistill.data.dataset import length_groups, log_mel, padded_samples
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import _grouped, distill
-from voxdistill.export.exporter import EXPORT_RECORD, export_model
+from voxdistill.distill.whisper_trainer import _grouped
+from voxdistill.export.exporter import export_model
+from voxdistill.families import distill, load_recogniser
+from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import (
     ClipLengthEncoder, StudentConfigError, StudentSpec, build_student, follow_clip_length, save_student,
 )
-from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
-from voxdistill.transcribe import DecodingOptions
+from voxdistill.runtime import Runtime, generate_tokens
 
 GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
 
@@ -122,9 +124,10 @@ def test_a_batch_decodes_each_clip_as_alone_in_torch_and_ct2(student_1s, clips, 
 
 def test_the_model_card_says_how_a_clip_length_student_reads_audio():
     from voxdistill.export.model_card import _about
+    from voxdistill.families.whisper import WHISPER
 
-    about = _about("s", "t", {"parameters": 10}, {"parameters": 20},
-                   {"window_seconds": {"teacher": 30, "student": 11}, "pad_step_seconds": 0.5})
+    provenance = {"window_seconds": {"teacher": 30, "student": 11}, "pad_step_seconds": 0.5}
+    about = _about("s", "t", {"parameters": 10}, {"parameters": 20}, provenance, WHISPER.card_kind(provenance))
     assert "at the clip's own length, zero-padded to the next 0.5 s" in about and "longer than 11 s" in about
     assert "11-second windows" not in about
 
@@ -226,7 +229,7 @@ def test_feature_files_that_disagree_are_refused(student_1s, tmp_path):
 def test_pruning_a_clip_length_student_measures_each_clip_as_alone(student_1s, speech_dir, tmp_path):
     from tests.test_pseudo_label import speech_manifest
     from voxdistill.data.manifest import read_manifest
-    from voxdistill.models.prune import measure_ffn_importance, prune_student
+    from voxdistill.distill.prune import measure_ffn_importance, prune_student
 
     manifest = speech_manifest(speech_dir, tmp_path / "calibration.jsonl")
     utterances = list(read_manifest(manifest))

@@ -17,20 +17,22 @@ import torch
 from tests.conftest import SPEECH
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.dataset import log_mel
-from voxdistill.export.exporter import EXPORT_RECORD
+from voxdistill.decoding import DecodingOptions
+from voxdistill.families import load_recogniser
+from voxdistill.families.ctc import is_ctc_folder
+from voxdistill.formats import EXPORT_RECORD
+from voxdistill.formats.onnx import export_onnx, onnx_folder_for
 from voxdistill.models.ctc import (
     BLANK, BLANK_TEXT, CTC_CONFIG_FILE, ONNX_FILE, WEIGHTS_FILE, Alphabet, CTCConfigError, CTCLoadError,
-    build_ctc_student, ctc_frames_needed, ctc_loss, ctc_provenance, export_onnx, greedy_ctc, is_ctc_folder,
+    build_ctc_student, ctc_frames_needed, ctc_loss, ctc_provenance, greedy_ctc,
     load_ctc_student, save_ctc_student,
 )
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.paths import cache_dir
-from voxdistill.runtime import Runtime, RuntimeConfigError, describe, load_recogniser
-from voxdistill.runtime.ctc_backend import (
-    CTCUnsupportedError, TorchCTCRecogniser, load_ctc_recogniser, onnx_folder_for,
-)
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.runtime import Runtime, RuntimeConfigError, describe
+from voxdistill.runtime.ctc_backend import CTCUnsupportedError, TorchCTCRecogniser, load_ctc_recogniser
+from voxdistill.transcribe import transcribe_audio
 
 ALPHABET = Alphabet()
 _, A, B, C = BLANK, *ALPHABET.encode("abc")  # "_" is the blank, so frame lists read like the docs

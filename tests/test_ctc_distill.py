@@ -18,9 +18,10 @@ from voxdistill.config import from_dict
 from voxdistill.data.manifest import read_manifest
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.ctc_trainer import CTCConfigError
-from voxdistill.distill.trainer import distill
-from voxdistill.models.ctc import is_ctc_folder, load_ctc_student
-from voxdistill.runtime import Runtime, load_recogniser
+from voxdistill.families import distill, load_recogniser
+from voxdistill.families.ctc import is_ctc_folder
+from voxdistill.models.ctc import load_ctc_student
+from voxdistill.runtime import Runtime
 from voxdistill.transcribe import transcribe_audio
 
 

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from voxdistill.audio import load_audio
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
 from voxdistill.models.loading import load_whisper, resolve_model_folder
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
 
 # Relative error of one float16 rounding (2^-11), with room for values near the subnormal range.
 FP16_RTOL, FP16_ATOL = 2**-11, 1e-7

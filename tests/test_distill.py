@@ -18,12 +18,13 @@ from tests.conftest import ACCELERATE_2_PROCESSES, make_tiny_whisper
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.cli import main
 from voxdistill.config import from_dict
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import NonFiniteError, distill, lr_factor
+from voxdistill.distill.trainer import NonFiniteError, lr_factor
+from voxdistill.families import distill
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
-from voxdistill.transcribe import DecodingOptions
 
 GOLDEN = Path(__file__).parent / "golden" / "distill_tiny.json"
 

@@ -12,12 +12,12 @@ from tests.conftest import SPEECH
 from voxdistill.audio import audio_duration
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, write_manifest
+from voxdistill.decoding import DecodingOptions
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table, model_label
-from voxdistill.evaluation.metrics import char_error_rate, word_error_rate
 from voxdistill.evaluation.speed import Timings, rotated, time_interleaved
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
-from voxdistill.transcribe import DecodingOptions
+from voxdistill.scoring.metrics import char_error_rate, word_error_rate
 
 SET_KEYS = {"n", "wer", "cer", "latency_ms_p50", "latency_ms_p95", "rtf"}  # DESIGN.md's contract
 

@@ -18,15 +18,18 @@ from tests.test_pseudo_label import speech_manifest
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import from_dict
+from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherMismatchError, resolve_teacher
-from voxdistill.export.exporter import EXPORT_RECORD, ExportError, export_model
+from voxdistill.export.exporter import ExportError, export_model
+from voxdistill.families import load_recogniser
+from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
-from voxdistill.runtime import Runtime, RuntimeConfigError, generate_tokens, load_recogniser
+from voxdistill.runtime import Runtime, RuntimeConfigError, generate_tokens
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 from voxdistill.teacher.topk import TopKCache
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.transcribe import transcribe_audio
 
 # Random weights never emit end-of-text: every clip decodes the whole budget, so equal token lists
 # compare every step.

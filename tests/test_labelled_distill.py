@@ -18,14 +18,14 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
 from voxdistill.data.manifest import read_manifest, write_manifest
+from voxdistill.decoding import DecodingOptions, log_mel, prompt_tokens, text_tokens
 from voxdistill.distill.batches import build_decoder_batch, count_label_sources
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import distill
+from voxdistill.families import distill
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 from voxdistill.teacher.topk import TopKCache
-from voxdistill.transcribe import DecodingOptions, log_mel, prompt_tokens, text_tokens
 
 UNLABELLED = {"fox-1", "weather-2"}  # utterances whose reference is taken away: audio only
 

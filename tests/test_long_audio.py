@@ -15,8 +15,8 @@ import soundfile as sf
 
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.data.tts import Voice, synthesize
-from voxdistill.evaluation.normalize import normalize_english
 from voxdistill.long_audio import Chunk, merge_transcripts, overlap_seconds, plan_chunks
+from voxdistill.scoring.normalize import normalize_english
 
 SENTENCES = [
     "The old lighthouse keeper walked slowly along the rocky shore every evening.",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from voxdistill.evaluation.normalize import normalize_english as normalize_english_text
+from voxdistill.scoring.normalize import normalize_english as normalize_english_text
 
-from voxdistill.evaluation.metrics import (
+from voxdistill.scoring.metrics import (
     basic_normalize, char_edits, char_error_rate, edit_counts, loops, repeated_ngrams, word_edits, word_error_rate,
 )
 
@@ -46,7 +46,7 @@ def test_length_mismatch_is_an_error():
 
 
 def test_english_normaliser_equates_style_variants():
-    from voxdistill.evaluation.normalize import normalize_english
+    from voxdistill.scoring.normalize import normalize_english
 
     assert normalize_english("Jonas ran forty-two kilometres.") == normalize_english("jonas ran 42 kilometers")
     assert normalize_english("The COLOUR grey") == "the color gray"
@@ -66,7 +66,7 @@ def test_english_normaliser_equates_style_variants():
     ("Six... five.", "6 5"),
 ])
 def test_english_normaliser_cases(written, spoken):
-    from voxdistill.evaluation.normalize import normalize_english
+    from voxdistill.scoring.normalize import normalize_english
 
     assert normalize_english(written) == normalize_english(spoken)
     assert word_error_rate([written], [spoken]) == 0.0

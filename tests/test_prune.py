@@ -19,13 +19,15 @@ from tests.test_pseudo_label import speech_manifest
 from voxdistill.audio import load_audio
 from voxdistill.data.dataset import log_mel
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
-from voxdistill.models.loading import load_whisper
-from voxdistill.models.prune import (
+from voxdistill.decoding import DecodingOptions, prompt_tokens, text_tokens
+from voxdistill.distill.prune import (
     PruneError, calibration_utterances, ffn_targets, measure_ffn_importance, prune_ffn, prune_student,
 )
+from voxdistill.families import load_recogniser
+from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import STUDENT_FILE, StudentSpec, build_student, largest, save_student, weight_importance
-from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
-from voxdistill.transcribe import DecodingOptions, prompt_tokens, text_tokens, transcribe_audio
+from voxdistill.runtime import Runtime, generate_tokens
+from voxdistill.transcribe import transcribe_audio
 
 # Random weights never emit end-of-text: every clip decodes the whole budget, so equal token lists
 # compare every step.

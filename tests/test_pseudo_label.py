@@ -17,10 +17,10 @@ from tests.conftest import ACCELERATE_2_PROCESSES, SPEECH
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
+from voxdistill.decoding import log_mel, prompt_tokens
 from voxdistill.models.loading import load_whisper
 from voxdistill.teacher.filters import REASONS, LabelFilters
 from voxdistill.teacher.topk import TopKCache
-from voxdistill.transcribe import log_mel, prompt_tokens
 
 VOXDISTILL = [sys.executable, "-m", "voxdistill.cli"]
 

@@ -15,9 +15,10 @@ from tests.test_pseudo_label import pseudo_label_args, records
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, write_manifest
-from voxdistill.runtime import Runtime, load_recogniser
+from voxdistill.decoding import DecodingOptions
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilterError, LabelFilters, compression_ratio, label_signals
-from voxdistill.transcribe import DecodingOptions
 
 TEACHER = "bundled:whisper-tiny.en"
 NONE = ["--compression-ratio-threshold", "none", "--logprob-threshold", "none", "--no-speech-threshold", "none",

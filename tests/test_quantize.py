@@ -8,10 +8,11 @@ from torch import nn
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.decoding import DecodingOptions
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.quantize import quantize_decoder_int8
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_audio
 
 
 def test_decoder_and_projection_are_int8_and_the_encoder_is_not(tiny_random_whisper, speech_dir):
@@ -44,7 +45,8 @@ def test_int8_teacher_transcribes_as_well(speech_dir):
 
 
 def test_torch_int8_runtime_names_itself_and_keeps_the_float32_identity(tiny_random_whisper, speech_dir):
-    from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
+    from voxdistill.runtime import Runtime, generate_tokens
+    from voxdistill.families import load_recogniser
 
     exact = load_recogniser(str(tiny_random_whisper))
     int8 = load_recogniser(str(tiny_random_whisper), Runtime("torch", "int8"))
@@ -106,7 +108,7 @@ def test_quantization_aware_distillation_exports_plain_float_weights(tiny_random
     from tests.test_pseudo_label import speech_manifest
     from voxdistill.config import from_dict
     from voxdistill.distill.config import DistillConfig
-    from voxdistill.distill.trainer import distill
+    from voxdistill.families import distill
     from voxdistill.models.student import StudentSpec, build_student, save_student
 
     teacher = load_whisper(str(tiny_random_whisper))

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.evaluation.metrics import align, edit_counts
 from voxdistill.evaluation.report import build_report, pick_examples
 from voxdistill.evaluation.report_inputs import ReportInputError, collect, config_summary, speedup
+from voxdistill.scoring.metrics import align, edit_counts
 
 TEACHER = "whisper-tiny.en"
 STUDENTS = ("askd", "kd")

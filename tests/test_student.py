@@ -284,7 +284,8 @@ def test_teacher_is_not_changed_by_building(teacher):
 
 def test_window_student_keeps_the_first_positions_and_pads_to_its_window(tmp_path, tiny_random_whisper, speech_dir):
     from voxdistill.audio import load_audio
-    from voxdistill.transcribe import log_mel, transcribe_audio
+    from voxdistill.decoding import log_mel
+    from voxdistill.transcribe import transcribe_audio
 
     teacher = load_whisper(str(tiny_random_whisper))
     student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10))

@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, greedy_decode, log_mel, prompt_tokens
 from voxdistill.models.loading import load_whisper
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, greedy_decode, log_mel, prompt_tokens
 
 
 def _generate(whisper, encoder_outputs, max_new_tokens: int) -> list[list[int]]:
@@ -60,7 +60,8 @@ def test_greedy_loop_equals_generate_on_the_bundled_teacher(speech_dir):
 def test_a_compiled_decoder_decodes_the_same_tokens(tiny_random_whisper, speech_dir):
     """--compile-decoder: greedy decoding through torch.compile gives the eager tokens, batch and alone
     (clips of different lengths share one dynamic graph), and leaves the fingerprint alone."""
-    from voxdistill.runtime import generate_tokens, load_recogniser
+    from voxdistill.runtime import generate_tokens
+    from voxdistill.families import load_recogniser
 
     clips = [load_audio(speech_dir / f"{name}.wav") for name in ("fox", "report")]
     options = DecodingOptions(batch_size=2, max_new_tokens=6, max_tokens_per_second=None)

@@ -29,21 +29,21 @@ from voxdistill.data.manifest import concatenate_manifests, read_manifest
 from voxdistill.data.real_speech import REAL_PRESETS, RealSpeechPreset, build_real_speech
 from voxdistill.data.real_speech import TEST_SETS as REAL_TEST_SETS
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import distill
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
-from voxdistill.evaluation.metrics import scoring_identity
 from voxdistill.evaluation.report import build_report
 from voxdistill.evaluation.report_inputs import format_ms, format_percent, format_ratio, runtime_name, speedup
-from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
+from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.export.model_card import write_model_card
+from voxdistill.families import distill
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
     STUDENT_FILE, StudentSpec, build_student, pad_step_samples, parse_layers, save_student, window_seconds,
 )
 from voxdistill.runtime import Runtime
+from voxdistill.scoring.metrics import scoring_identity
 from voxdistill.teacher.filters import LabelFilters
 from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
 

@@ -8,9 +8,10 @@ import pytest
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.decoding import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens
 from voxdistill.models.loading import load_whisper
-from voxdistill.transcribe import DecodingOptions, decode_tokens, encode, log_mel, prompt_tokens, transcribe_audio
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_audio
 
 pytestmark = pytest.mark.integration
 

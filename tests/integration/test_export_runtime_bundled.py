@@ -7,10 +7,12 @@ import pytest
 
 from tests.conftest import SPEECH
 from voxdistill.audio import load_audio
-from voxdistill.evaluation.metrics import word_error_rate
+from voxdistill.decoding import DecodingOptions
 from voxdistill.export.exporter import export_model
-from voxdistill.runtime import Runtime, generate_tokens, load_recogniser
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.families import load_recogniser
+from voxdistill.runtime import Runtime, generate_tokens
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_audio
 
 pytestmark = pytest.mark.integration
 

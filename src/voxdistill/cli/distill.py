@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(resolved_config_yaml(DistillConfig, args.config, args.set), end="")
         return 0
-    from voxdistill.distill.trainer import TrainingInterrupted, distill
+    from voxdistill.distill.trainer import TrainingInterrupted
+    from voxdistill.families import distill
 
     config = load_config(DistillConfig, args.config, args.set)
     try:

@@ -32,7 +32,8 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from voxdistill.evaluation.evaluate import disk_bytes
-    from voxdistill.export.exporter import EXPORT_RECORD, export_model
+    from voxdistill.export.exporter import export_model
+    from voxdistill.formats import EXPORT_RECORD
 
     out = export_model(args.model, args.format, args.out, args.quantization)
     record = json.loads((out / EXPORT_RECORD).read_text())

@@ -100,7 +100,7 @@ def decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
 
 
 def decoding(args: argparse.Namespace):
-    from voxdistill.transcribe import DecodingOptions
+    from voxdistill.decoding import DecodingOptions
 
     return DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
                            language=args.language, batch_size=args.batch_size)

@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxdistill.models.prune import prune_student
+    from voxdistill.distill.prune import prune_student
 
     out, record = prune_student(args.model, args.calibration, args.out, clips=args.clips, keep=args.ffn_keep,
                                 encoder_ffn_dim=args.encoder_ffn_dim, decoder_ffn_dim=args.decoder_ffn_dim,

@@ -49,7 +49,7 @@ def register(sub) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from voxdistill.models.student_init import StudentInit, init_student
+    from voxdistill.families.student_init import StudentInit, init_student
 
     made = init_student(StudentInit(
         teacher=args.teacher, out=args.out, family=args.family, encoder_layers=args.encoder_layers,

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from voxdistill.data.manifest import Utterance, read_manifest
+from voxdistill.decoding import text_tokens
 from voxdistill.distill.losses import IGNORE_INDEX
 from voxdistill.errors import VoxdistillError
 from voxdistill.teacher.topk import TopKCache
-from voxdistill.transcribe import text_tokens
 
 LABEL_CHOICES = ("prefer_reference", "reference", "pseudo_label")
 

@@ -27,6 +27,7 @@ from voxdistill.distill.losses import LossParts, LossWeights, encoder_state_loss
 from voxdistill.distill.trainer import Trainer
 from voxdistill.errors import VoxdistillError
 from voxdistill.models.ctc import CTCStudent, ctc_loss, load_ctc_student, write_ctc_folder
+from voxdistill.runtime.ctc_backend import TorchCTCRecogniser
 
 
 class CTCConfigError(VoxdistillError):
@@ -91,9 +92,7 @@ class CTCTrainer(Trainer):
                                    self.config.loss.encoder_kd_weight)
         return parts
 
-    def _recogniser_of(self, model: CTCStudent):
-        from voxdistill.runtime.ctc_backend import TorchCTCRecogniser
-
+    def _recogniser_of(self, model: CTCStudent) -> TorchCTCRecogniser:
         return TorchCTCRecogniser(model, self.feature_extractor, source=str(self.config.student))
 
     def _write_model(self, model: CTCStudent, folder: Path) -> None:

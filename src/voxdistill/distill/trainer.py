@@ -1,8 +1,9 @@
 """The distillation trainer: one loop for CE-only, online KD and offline KD, on one CPU process or
 many processes through ``accelerate``, for every student family. `Trainer` owns the loop, the
-curriculum, checkpoints, resume, logging and export; a family says how its student loads, what its
-loss is, how it transcribes the dev set and how it is saved: `WhisperTrainer` here,
-`distill.ctc_trainer.CTCTrainer` for CTC students. `distill` picks by the student folder.
+curriculum, checkpoints, resume, logging and export; each family's trainer says how its student
+loads, what its loss is, how it transcribes the dev set and how it is saved
+(`distill.whisper_trainer.WhisperTrainer`, `distill.ctc_trainer.CTCTrainer`). The student's family
+picks its trainer (`families.distill`); this module names none.
 
 Reliability, in the order a run meets it:
 - the config and the teacher-consistency rule are checked before any training, and a run folder is
@@ -36,31 +37,28 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
-from transformers import WhisperForConditionalGeneration
-from transformers.modeling_outputs import Seq2SeqLMOutput
 
-from voxdistill.config import ConfigError, SettingChange, save_config
+from voxdistill.config import SettingChange, save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, log_mel
 from voxdistill.data.manifest import scan_manifest
-from voxdistill.distill.batches import build_decoder_batch, count_label_sources
+from voxdistill.decoding import DecodingOptions
+from voxdistill.distill.batches import count_label_sources
 from voxdistill.distill.checkpoint import (
     TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints,
     resume_config_changes, rng_state, save_checkpoint, set_rng_state,
 )
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
-from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss
+from voxdistill.distill.encoder_cache import EncoderStateCache
+from voxdistill.distill.losses import LossParts, LossWeights
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import VoxdistillError
-from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
-from voxdistill.models.loading import Whisper, load_whisper
-from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
 from voxdistill.models.student import STUDENT_FILE
-from voxdistill.transcribe import DecodingOptions, prompt_tokens, transcribe_manifest
+from voxdistill.scoring.metrics import word_error_rate
+from voxdistill.transcribe import transcribe_manifest
 
 
 class NonFiniteError(VoxdistillError):
@@ -165,7 +163,7 @@ class Trainer:
     def student(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
-    # -- what a student family provides (WhisperTrainer, ctc_trainer.CTCTrainer) -----------------
+    # -- what a student family's trainer provides (whisper_trainer, ctc_trainer) ------------------
 
     def _load_student(self) -> torch.nn.Module:
         """The student of ``config.student``, trainable; sets ``self.feature_extractor``."""
@@ -491,131 +489,3 @@ class Trainer:
                 record |= {"exported": "ema", "exported_step": s.step, "exported_dev_wer": ema_wer,
                            "exported_because": "the EMA self-teacher scored below every checkpoint"}
         return model, record
-
-
-class WhisperTrainer(Trainer):
-    """Whisper students: token CE on the labels, KL to the teacher's token distributions (online, or
-    its cached top-k), encoder-state KD, and the self-teacher's token KL in ASKD phase 2."""
-
-    def _load_student(self) -> torch.nn.Module:
-        # Through load_whisper, so a damaged or pickle-only student folder gets the same errors as anywhere.
-        loaded = load_whisper(str(self.config.student), frozen=False)
-        self.processor, student = loaded.processor, loaded.model
-        if self.config.optim.quantization_aware:
-            add_fake_int8(student)  # before anything copies or hashes the student
-        self.feature_extractor = self.processor.feature_extractor
-        if clip_pad_step(self.feature_extractor) is not None and self.config.loss.encoder_kd_weight > 0:
-            raise ConfigError(
-                f"{self.config.student} encodes each clip at its own length, so its encoder states do not line up "
-                f"with the teacher's window position by position; set loss.encoder_kd_weight=0")
-        self.prompt = prompt_tokens(loaded)
-        self.eot = student.generation_config.eos_token_id
-        self.max_length = student.config.max_target_positions
-        return student
-
-    def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
-        return student.config.vocab_size
-
-    def _encoder_of(self, student: WhisperForConditionalGeneration) -> torch.nn.Module:
-        return student.model.encoder
-
-    def _freeze_more(self, student: WhisperForConditionalGeneration) -> None:
-        if self.config.optim.freeze_embeddings:
-            student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
-            student.model.decoder.embed_positions.requires_grad_(False)
-
-    def _recogniser_of(self, model: WhisperForConditionalGeneration) -> Whisper:
-        return Whisper(model, self.processor, "student", None)
-
-    def _write_model(self, model: WhisperForConditionalGeneration, folder: Path) -> None:
-        if self.config.optim.quantization_aware:
-            model = remove_fake_int8(copy.deepcopy(model))  # the float weights int8 conversion rounds
-        model.save_pretrained(folder)
-        self.processor.save_pretrained(folder)
-        self.processor.feature_extractor.save_pretrained(folder)  # preprocessor_config.json, as save_student
-
-    def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
-        utts = speech_batch.utterances
-        batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
-                                    self.config.data.labels, self.teacher.topk_cache)
-        device = self.accelerator.device
-        decoder_input_ids = batch.decoder_input_ids.to(device)
-        groups = self._student_inputs(speech_batch)
-        teacher_logits = teacher_states = None
-        if self.state.phase == PHASE_SELF and weights.kd_weight > 0:
-            # The self-teacher reads what the student reads (its encoder is the student's, or a
-            # past of it when the encoder trains).
-            with torch.inference_mode():
-                teacher_logits = _grouped(self.self_teacher, groups, decoder_input_ids).logits.clone()
-        elif self.teacher.mode == "online" and weights.kd_weight > 0:
-            teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
-                self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
-            with torch.inference_mode():
-                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
-            # Clones leave inference mode: autograd may touch them.
-            teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
-        with self.accelerator.autocast():
-            out = _grouped(self.model, groups, decoder_input_ids)
-        topk = None
-        if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
-            topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
-        parts = distillation_loss(out.logits, batch.labels.to(device), weights,
-                                  teacher_logits=teacher_logits, teacher_topk=topk)
-        positions = self.teacher.encoder_positions
-        if positions:
-            if teacher_states is None:
-                teacher_states = self._teacher_encoder_states(speech_batch)
-            parts.add_encoder_term(encoder_state_loss(out.encoder_last_hidden_state[:, :positions],
-                                                      teacher_states[:, :positions].to(device)),
-                                   self.config.loss.encoder_kd_weight)
-        return parts
-
-    def _student_inputs(self, speech_batch) -> list[tuple[list[int], dict]]:
-        """(rows of the batch, the student's encoder inputs for them) for each group of clips the
-        student pads alike (`SpeechBatch.feature_groups`: the whole batch for a fixed window), so
-        every clip is encoded exactly as it will be when transcribed alone. With a frozen-encoder
-        cache the inputs are the stored states; a batch read wholly from the cache is grouped by
-        their lengths."""
-        device, utts = self.accelerator.device, speech_batch.utterances
-
-        def inputs(rows: list[int], features: torch.Tensor) -> dict:
-            if self.encoder_cache is None:
-                return {"input_features": features.to(device)}
-            return {"encoder_outputs": (self._cached_encoder_states([utts[i] for i in rows], features.to(device)),)}
-
-        if speech_batch.feature_groups:
-            return [(rows, inputs(rows, features)) for rows, features in speech_batch.feature_groups]
-        states = [self.encoder_cache.load([u])[0] for u in utts]
-        by_length: dict[int, list[int]] = {}
-        for i, row in enumerate(states):
-            by_length.setdefault(row.shape[0], []).append(i)
-        return [(rows, {"encoder_outputs": (torch.stack([states[i] for i in rows]).to(device),)})
-                for rows in by_length.values()]
-
-
-def _grouped(model: torch.nn.Module, groups: list[tuple[list[int], dict]], decoder_input_ids: torch.Tensor):
-    """``model``'s output over a batch given as groups of rows (`WhisperTrainer._student_inputs`):
-    its logits in the batch's row order; its last encoder states when the batch is one group."""
-    if len(groups) == 1:
-        rows, inputs = groups[0]
-        return model(**inputs, decoder_input_ids=decoder_input_ids[rows])
-    logits = torch.cat([model(**inputs, decoder_input_ids=decoder_input_ids[rows]).logits for rows, inputs in groups])
-    order = torch.tensor([i for rows, _ in groups for i in rows], device=logits.device)
-    return Seq2SeqLMOutput(logits=logits[torch.argsort(order)])
-
-
-def trainer_for(config: DistillConfig, allow_config_change: bool = False) -> Trainer:
-    """The trainer of ``config.student``'s family: a CTC student folder, or a Whisper one."""
-    from voxdistill.models.ctc import is_ctc_folder
-
-    if is_ctc_folder(config.student):
-        from voxdistill.distill.ctc_trainer import CTCTrainer
-
-        return CTCTrainer(config, allow_config_change)
-    return WhisperTrainer(config, allow_config_change)
-
-
-def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None,
-            allow_config_change: bool = False) -> TrainResult:
-    return trainer_for(config, allow_config_change).run(progress, steps_this_run)
-

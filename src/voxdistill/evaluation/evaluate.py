@@ -34,12 +34,13 @@ from tqdm import tqdm
 from voxdistill.audio import load_audio
 from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError
-from voxdistill.files import write_text_atomic
-from voxdistill.evaluation.metrics import EditCounts, char_edits, error_rate, loops, word_edits
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
+from voxdistill.families import family_of, load_recogniser
+from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
-from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, describe, load_recogniser
+from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, describe
+from voxdistill.scoring.metrics import EditCounts, char_edits, error_rate, loops, word_edits
 from voxdistill.transcribe import DecodingOptions, transcribe_audio
 
 TRANSCRIPTS_FILE = "transcripts.jsonl"
@@ -63,9 +64,8 @@ class EvalSettings:
                                      f"runtime has its own")
 
     def runtime_for(self, source: str) -> Runtime:
-        from voxdistill.models.ctc import is_ctc_folder
-
-        return self.ctc_runtime if is_ctc_folder(source) else self.runtime
+        """The runtime ``source`` runs in: the setting its family reads (`StudentFamily.runtime_option`)."""
+        return getattr(self, family_of(source).runtime_option)
 
 
 @dataclass

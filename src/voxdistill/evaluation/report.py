@@ -17,13 +17,13 @@ from pathlib import Path
 
 from voxdistill import __version__
 from voxdistill.evaluation import plots
-from voxdistill.evaluation.metrics import AlignedPair, align, edit_counts
-from voxdistill.evaluation.normalize import normalize_english
 from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
     model_runtime, reference_label, set_stats, speedup,
 )
 from voxdistill.files import write_text_atomic
+from voxdistill.scoring.metrics import AlignedPair, align, edit_counts
+from voxdistill.scoring.normalize import normalize_english
 
 MAX_EXAMPLES = 12  # transcripts shown per evaluation
 LOSS_TERMS = ("total", "ce", "kd")

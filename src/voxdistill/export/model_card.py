@@ -1,6 +1,8 @@
 """The model card of a student: a Hugging Face ``README.md`` in the student's folder saying what the
 model is, how it was made (``student.json`` and the run's ``config.yaml``), how it scores against
-its teacher (a ``metrics.json`` of ``voxdistill evaluate``), how to use it and where it falls short."""
+its teacher (a ``metrics.json`` of ``voxdistill evaluate``), how to use it and where it falls short.
+What is particular to a student family (what kind of model it is, how to run it) its family says
+(`families`); an exported folder's card (`write_export_card`) likewise."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.report_inputs import (
     config_summary, format_ms, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
 )
+from voxdistill.families import FAMILIES, family_of
 from voxdistill.files import write_text_atomic
 from voxdistill.models.student import STUDENT_FILE
 
@@ -31,12 +34,10 @@ def write_model_card(model_dir: Path, metrics: dict, label: str, other_runtimes:
     of a ``metrics.json`` that also holds its reference model, the teacher). ``other_runtimes``:
     evaluations of the same models in other runtimes (e.g. CTranslate2 int8), summarised side by side
     with ``metrics``. Returns the card's path."""
-    from voxdistill.models.ctc import is_ctc_folder
-
     model_dir = Path(model_dir)
-    ctc = is_ctc_folder(model_dir)
-    if not ctc and not (model_dir / "config.json").is_file():
-        raise ModelCardError(f"{model_dir}: not a Hugging Face model folder (no config.json) nor a CTC student; "
+    family = family_of(model_dir)
+    if not family.recognises(model_dir):
+        raise ModelCardError(f"{model_dir}: not {' nor '.join(f.folder_description for f in FAMILIES)}; "
                              f"give the student's folder, e.g. RUN/model")
     models = {model["model"]: model for model in metrics.get("models", [])}
     if label not in models:
@@ -47,11 +48,11 @@ def write_model_card(model_dir: Path, metrics: dict, label: str, other_runtimes:
     teacher = provenance.get("teacher", {}).get("source") or reference.get("source") or reference["model"]
     sections = [
         _front_matter(teacher),
-        _about(label, teacher, models[label], reference, provenance),
+        _about(label, teacher, models[label], reference, provenance, family.card_kind(provenance)),
         _how_it_was_made(model_dir, provenance),
         _evaluation(metrics, models[label], reference),
         _by_runtime([metrics, *other_runtimes], label) if other_runtimes else "",
-        _ctc_usage(model_dir) if ctc else _usage(model_dir),
+        family.card_usage(model_dir),
         _limitations(models[label]),
     ]
     return write_text_atomic(model_dir / CARD_FILE, "\n".join(sections))
@@ -81,14 +82,14 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _about(label: str, teacher: str, student: Mapping, reference: Mapping, provenance: Mapping) -> str:
+def _about(label: str, teacher: str, student: Mapping, reference: Mapping, provenance: Mapping, kind: str) -> str:
     shape = provenance.get("student_shape", {})
     size = ""
     if student.get("parameters") and reference.get("parameters"):
         size = (f" It has {student['parameters'] / 1e6:.1f} M parameters, "
                 f"{student['parameters'] / reference['parameters']:.0%} of the teacher's.")
     layers = ""
-    if shape and "decoder_layers" not in shape:  # a CTC student: no decoder
+    if shape and "decoder_layers" not in shape:  # a student without a decoder (a CTC student)
         layers = f" It keeps {shape['encoder_layers']} encoder layers of width {shape['d_model']}."
     elif shape:
         layers = (f" It keeps {shape['encoder_layers']} encoder and {shape['decoder_layers']} decoder layers "
@@ -103,9 +104,6 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
         layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
                    f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
-    kind = "smaller Whisper"
-    if provenance.get("family") == "ctc":
-        kind = f"CTC student (teacher encoder layers under a {provenance.get('head', '?')} head over characters)"
     return (f"# {label}\n\n`{label}` is an English speech-recognition model: a {kind} {made} "
             f"from the teacher `{teacher}` with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
 
@@ -212,33 +210,11 @@ def _by_runtime(evaluations: Sequence[Mapping], label: str) -> str:
     ])
 
 
-def _ctc_usage(model_dir: Path) -> str:
-    return (
-        "## How to use\n\n"
-        "A CTC student: the teacher's encoder layers and a CTC head over characters, decoded greedily "
-        "from one forward pass.\n\n"
-        f"```\nvoxdistill transcribe {model_dir} speech.wav                 # PyTorch\n"
-        f"voxdistill transcribe {model_dir} speech.wav --runtime onnx   # onnxruntime\n"
-        f"voxdistill export {model_dir} --format onnx --out DIR         # an ONNX folder to deploy\n```\n"
-    )
-
-
 def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:
     n = student.get("n", reference.get("n", "–"))
     return (f"| {_cell(name)} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
             f"| {format_percent(student.get('drift_wer'))} | {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
             f"| {format_ms(student.get('latency_ms_p50'))} | {format_ms(reference.get('latency_ms_p50'))} |")
-
-
-def _usage(model_dir: Path) -> str:
-    return (
-        "## How to use\n\n"
-        "```python\nfrom transformers import pipeline\n\n"
-        f'asr = pipeline("automatic-speech-recognition", model="{model_dir}")\n'
-        'print(asr("speech.wav")["text"])\n```\n\n'
-        "The folder is a standard Whisper checkpoint: `WhisperForConditionalGeneration.from_pretrained` "
-        "and `WhisperProcessor.from_pretrained` load it as well.\n"
-    )
 
 
 def _limitations(student: Mapping) -> str:
@@ -261,12 +237,13 @@ def _limitations(student: Mapping) -> str:
     )
 
 
-def write_export_card(folder: Path, export: Mapping, source_card: Path | None, location: str) -> Path:
+def write_export_card(folder: Path, export: Mapping, usage: str, source_card: Path | None, location: str) -> Path:
     """The model card of an exported folder (``export``: its ``voxdistill-export.json`` record;
+    ``usage``: its family's "How to use" section for the format, `StudentFamily.export_card_usage`;
     ``location``: where the folder will be, named in the examples): the source's card when it has
     one (``evaluate --card`` wrote it), with its usage section rewritten for the exported format;
     else a short card that says what the folder is and how to run it."""
-    usage = _export_usage(export).replace("THIS_FOLDER", location)
+    usage = usage.replace("THIS_FOLDER", location)
     if source_card is not None and source_card.is_file():
         text = re.sub(r"## How to use\n.*?(?=\n## |\Z)", lambda _: usage, source_card.read_text(), count=1,
                       flags=re.DOTALL)
@@ -292,63 +269,3 @@ def write_export_card(folder: Path, export: Mapping, source_card: Path | None, l
         "measurement shows.\n",
     ]
     return write_text_atomic(folder / CARD_FILE, "\n".join(sections))
-
-
-def _export_usage(export: Mapping) -> str:
-    if export["format"] == "hf":
-        return (
-            "## How to use\n\n"
-            "```python\nfrom transformers import pipeline\n\n"
-            'asr = pipeline("automatic-speech-recognition", model="THIS_FOLDER")\n'
-            'print(asr("speech.wav")["text"])\n```\n\n'
-            "The folder is a standard Whisper checkpoint (`WhisperForConditionalGeneration` and "
-            "`WhisperProcessor` load it). For CTranslate2 and faster-whisper: "
-            "`voxdistill export THIS_FOLDER --format ct2 --quantization int8 --out DIR`.\n"
-            + ("\nThis model was trained to encode each clip at its own length (`pad_to_multiple_of` in "
-               "`preprocessor_config.json`); transformers pads every clip to the whole window, which it was not "
-               "trained on. `voxdistill transcribe THIS_FOLDER speech.wav` runs it as it was trained.\n"
-               if export.get("pad_step_seconds") else ""))
-    window = export["window_seconds"]
-    quant = "int8" if export["quantization"].startswith("int8") else "float32"
-    voxdistill = (f"```bash\nvoxdistill transcribe THIS_FOLDER speech.wav --runtime ct2 --compute-type {quant}\n```\n\n"
-                  "(`voxdistill evaluate` and `pseudo-label` take the same `--runtime ct2 --compute-type`.)")
-    if window == 30 and not export.get("pad_step_seconds"):
-        return (
-            "## How to use\n\n"
-            "With faster-whisper:\n\n"
-            "```python\nfrom faster_whisper import WhisperModel\n\n"
-            f'model = WhisperModel("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
-            'segments, _ = model.transcribe("speech.wav", language="en", beam_size=1, without_timestamps=True)\n'
-            'print(" ".join(s.text.strip() for s in segments))\n```\n\n'
-            f"or with voxdistill, which decodes exactly as it evaluated the model:\n\n{voxdistill}\n")
-    language = '"<|en|>", "<|transcribe|>", ' if export.get("multilingual") else ""
-    return (
-        "## How to use\n\n"
-        + ("This model encodes each clip at its own length. faster-whisper (checked with 1.2.1) pads every "
-           "clip's features to 30 s, which it was not trained on" if export.get("pad_step_seconds") else
-           f"This model reads {window}-second windows. faster-whisper (checked with 1.2.1) pads every clip's "
-           "features to 30 s")
-        + ("" if window == 30 else f", which a {window}-second model refuses (CTranslate2: \"Invalid input "
-                                   f"features shape\")")
-        + f", so run it with voxdistill, which feeds each clip through the model's own feature "
-        f"extractor and cuts longer audio into {window}-second chunks:\n\n{voxdistill}\n\n"
-        + (f"or with CTranslate2 directly, each clip padded to the next {export['pad_step_seconds']:g} s "
-           f"(`pad_to_multiple_of` in `preprocessor_config.json`, in samples), as the model was trained:\n\n"
-           if export.get("pad_step_seconds") else
-           "or with CTranslate2 directly, features padded to the window by `preprocessor_config.json`:\n\n")
-        +
-        "```python\nimport ctranslate2, soundfile\n"
-        "from transformers import WhisperFeatureExtractor, WhisperTokenizer\n\n"
-        'features = WhisperFeatureExtractor.from_pretrained("THIS_FOLDER")  # pads to the model\'s window\n'
-        'tokenizer = WhisperTokenizer.from_pretrained("THIS_FOLDER")\n'
-        f'model = ctranslate2.models.Whisper("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
-        f'audio, _ = soundfile.read("speech.wav", dtype="float32")  # 16 kHz mono, at most {window} s\n'
-        + ('step = features.pad_to_multiple_of\n'
-           'mel = features(audio, sampling_rate=16000, return_tensors="np",\n'
-           '               max_length=min(-(-len(audio) // step) * step, features.n_samples)).input_features\n'
-           if export.get("pad_step_seconds") else
-           'mel = features(audio, sampling_rate=16000, return_tensors="np").input_features\n')
-        +
-        f'prompt = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", {language}"<|notimestamps|>"])\n'
-        "result = model.generate(ctranslate2.StorageView.from_array(mel), [prompt], beam_size=1)\n"
-        "print(tokenizer.decode(result[0].sequences_ids[0], skip_special_tokens=True))\n```\n")

@@ -17,7 +17,7 @@ out before they become targets.
 
 A folder of a CTC student holds ``model.safetensors``, ``ctc_config.json`` (head, window, alphabet
 and the encoder's shape), ``preprocessor_config.json`` (the windowed feature extractor) and
-``student.json`` (provenance, ``"family": "ctc"``). An ONNX export (`export_onnx`) holds
+``student.json`` (provenance, ``"family": "ctc"``). An ONNX export (`formats.onnx`) holds
 ``model.onnx`` beside the same files and an export record.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-import warnings
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -43,9 +42,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE
 from voxdistill.errors import ModelLoadError
-from voxdistill.export.exporter import EXPORT_RECORD
 from voxdistill.files import folder_written_atomically
-from voxdistill.models.fingerprint import fingerprint
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import (
     STUDENT_FILE, StudentConfigError, StudentSpec, build_student, window_positions, window_seconds as
@@ -66,9 +63,6 @@ SAMPLES_PER_FRAME = 2 * HOP_LENGTH
 ENCODER_KEYS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
                 "max_source_positions", "activation_function", "dropout", "attention_dropout",
                 "activation_dropout", "encoder_layerdrop", "scale_embedding", "init_std")
-ONNX_OPSET = 17  # the first with LayerNormalization as one operator
-# Bump when an exported ONNX folder's content changes, so cached exports are redone.
-ONNX_EXPORT_VERSION = 1
 
 _HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphen-minus, hyphens, dashes, minus sign
 _APOSTROPHES = "\u2018\u2019\u02bc"  # curly quotes and the modifier letter written for apostrophes
@@ -266,13 +260,14 @@ def ctc_provenance(teacher: Whisper, model: CTCStudent, encoder_layers: Sequence
     }
 
 
-def _refuse_taken(out: Path) -> None:
+def refuse_taken(out: Path) -> None:
+    """A `CTCConfigError` when ``out`` exists and is not an empty folder."""
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise CTCConfigError(f"{out} already exists and is not an empty folder; choose another output "
                              f"folder or remove it")
 
 
-def _write_description(folder: Path, model: CTCStudent, feature_extractor: WhisperFeatureExtractor) -> None:
+def write_ctc_description(folder: Path, model: CTCStudent, feature_extractor: WhisperFeatureExtractor) -> None:
     """The files that describe the model beside its weights (safetensors or ONNX): config and
     feature extractor."""
     config = model.config
@@ -284,7 +279,8 @@ def _write_description(folder: Path, model: CTCStudent, feature_extractor: Whisp
     feature_extractor.save_pretrained(folder)  # preprocessor_config.json
 
 
-def _write_provenance(folder: Path, config: CTCConfig, provenance: dict) -> None:
+def write_ctc_provenance(folder: Path, config: CTCConfig, provenance: dict) -> None:
+    """``student.json``: ``provenance`` with the family, head and alphabet."""
     teacher = provenance.get("teacher")
     if not isinstance(teacher, dict) or not {"source", "fingerprint"} <= teacher.keys() \
             or "encoder_layers" not in provenance:
@@ -303,9 +299,9 @@ def save_ctc_student(model: CTCStudent, feature_extractor: WhisperFeatureExtract
     ``ctc_config.json``, ``preprocessor_config.json`` and ``student.json`` (``provenance``, e.g. from
     `ctc_provenance`, with the family, head, window and alphabet)."""
     folder = Path(folder)
-    _refuse_taken(folder)
+    refuse_taken(folder)
     with folder_written_atomically(folder) as tmp:
-        _write_provenance(tmp, model.config, provenance)
+        write_ctc_provenance(tmp, model.config, provenance)
         write_ctc_folder(model, feature_extractor, tmp)
     return folder
 
@@ -316,12 +312,7 @@ def write_ctc_folder(model: CTCStudent, feature_extractor: WhisperFeatureExtract
     atomic by itself: `save_ctc_student` is."""
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, Path(folder) / WEIGHTS_FILE, metadata={"format": "pt"})
-    _write_description(Path(folder), model, feature_extractor)
-
-
-def is_ctc_folder(path: str | Path) -> bool:
-    path = Path(path).expanduser()
-    return path.is_dir() and (path / CTC_CONFIG_FILE).is_file()
+    write_ctc_description(Path(folder), model, feature_extractor)
 
 
 def read_record(path: Path) -> dict:
@@ -425,70 +416,3 @@ def greedy_ctc(scores: Tensor | np.ndarray, lengths) -> list[list[int]]:
         row = row[: int(length)]
         decoded.append([label for k, label in enumerate(row) if label != BLANK and (k == 0 or row[k - 1] != label)])
     return decoded
-
-
-class _LogitsGraph(nn.Module):
-    """What `export_onnx` traces: features in, logits out (the encoder states stay inside)."""
-
-    def __init__(self, model: CTCStudent):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_features: Tensor) -> Tensor:
-        return self.model(input_features).logits
-
-
-def _write_onnx_graph(model: CTCStudent, path: Path) -> None:
-    """Trace ``model`` (in eval mode; its mode is restored after) into ``path`` and check the graph
-    in onnxruntime against PyTorch, at another batch size than the traced one."""
-    import onnxruntime
-
-    config = model.config
-    features = torch.randn(2, config.encoder["num_mel_bins"], 2 * config.frames,
-                           generator=torch.Generator().manual_seed(0))  # (B, n_mels, frames)
-    graph, training = _LogitsGraph(model), model.training
-    graph.eval()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # The tracer warns that shapes become constants (they are: a window has fixed frames),
-            # and that an LSTM traced at batch 2 may fail at other sizes (checked below at batch 1).
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-            warnings.filterwarnings("ignore", category=DeprecationWarning)  # of the TorchScript exporter
-            # The TorchScript exporter: it needs only the onnx package, and the graph is static.
-            torch.onnx.export(graph, (features,), str(path), input_names=["input_features"],
-                              output_names=["logits"], opset_version=ONNX_OPSET, dynamo=False,
-                              dynamic_axes={"input_features": {0: "batch"}, "logits": {0: "batch"}})
-            expected = graph(features[:1]).numpy()
-    finally:
-        model.train(training)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    error = float(np.abs(session.run(["logits"], {"input_features": features[:1].numpy()})[0] - expected).max())
-    if error > 1e-3:
-        raise CTCConfigError(f"the ONNX graph's logits differ from PyTorch's by up to {error:.2g}: torch "
-                             f"{torch.__version__} exported it wrongly; deploy the safetensors folder instead")
-
-
-def export_onnx(model: CTCStudent, feature_extractor: WhisperFeatureExtractor, out: Path, provenance: dict,
-                source: str) -> Path:
-    """Write ``out`` (which must not exist, or be empty) atomically: ``model.onnx`` (input
-    ``input_features`` (B, n_mels, frames) -> output ``logits`` (B, T, n_labels), any batch size),
-    beside the files `save_ctc_student` writes but the weights, and ``voxdistill-export.json`` naming
-    ``source`` and the fingerprint of the float32 weights exported. The graph is checked against the
-    PyTorch model in onnxruntime before the folder is renamed into place."""
-    out = Path(out)
-    _refuse_taken(out)
-    config = model.config
-    with folder_written_atomically(out) as tmp:
-        _write_onnx_graph(model, tmp / ONNX_FILE)
-        _write_provenance(tmp, config, provenance)
-        _write_description(tmp, model, feature_extractor)
-        record = {
-            "format": "onnx", "quantization": "float32", "source": source, "family": "ctc",
-            "source_fingerprint": fingerprint(model, feature_extractor).to_dict(),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "window_seconds": config.window_seconds, "multilingual": False, "opset": ONNX_OPSET,
-            "torch": torch.__version__, "export_version": ONNX_EXPORT_VERSION,
-        }
-        (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return out

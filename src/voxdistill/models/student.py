@@ -134,7 +134,7 @@ def largest(scores: Tensor, k: int) -> Tensor:
 def weight_importance(fc1: nn.Linear, fc2: nn.Linear) -> Tensor:
     """(ffn_dim,) each feed-forward neuron's ||fc1 row|| · ||fc2 column||: how strongly it can read,
     times how strongly it can write. (Its fc1 bias is ignored: a neuron with a zero row still adds a
-    constant.) ``models.prune`` measures what neurons actually do on audio instead."""
+    constant.) ``distill.prune`` measures what neurons actually do on audio instead."""
     return fc1.weight.norm(dim=1) * fc2.weight.norm(dim=0)
 
 

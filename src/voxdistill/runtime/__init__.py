@@ -5,7 +5,7 @@ out, decoded with the shared `DecodingOptions`. Transcription (long audio includ
 pseudo-labelling talk to it only through `Recogniser`, so they do not know which backend runs:
 
 - ``torch`` (`runtime.torch_backend`): PyTorch through transformers' Whisper, float32 or with its
-  decoder in dynamic int8, greedy decoding in voxdistill's lean loop (`transcribe.greedy_decode`),
+  decoder in dynamic int8, greedy decoding in voxdistill's lean loop (`decoding.greedy_decode`),
   beam search in ``generate``;
 - ``ct2`` (`runtime.ct2_backend`): CTranslate2 (``ctranslate2.models.Whisper``) with a compute type
   (int8, int8_float32, int16, float32, ... as the CPU supports), fed by the model's own feature
@@ -14,6 +14,10 @@ pseudo-labelling talk to it only through `Recogniser`, so they do not know which
 CTC students (`models.ctc`) are recognisers too (`runtime.ctc_backend`): their "tokens" are
 characters, decoded greedily from one forward pass, in ``torch`` or ``onnx`` (onnxruntime on the
 student's ONNX export).
+
+Which backend runs a model is its family's to say (`families.load_recogniser`); this package holds
+the interface and the backends, and `runtime.loading` loads a Whisper model (a teacher, or a Whisper
+student) into ``torch`` or ``ct2``.
 
 A model in another runtime or precision is numerically another model: its fingerprint names the
 runtime (`models.fingerprint`).
@@ -35,20 +39,28 @@ import torch
 
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.data.dataset import length_groups
+from voxdistill.decoding import Decoded
 from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import Fingerprint
-from voxdistill.teacher.topk import TopK
 
 BACKENDS = ("torch", "ct2", "onnx")  # onnx: CTC students only
 WHISPER_BACKENDS = ("torch", "ct2")
 CTC_BACKENDS = ("torch", "onnx")
 T = TypeVar("T")
-NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")  # its name in newer and older Whisper vocabularies
 TORCH_COMPUTE_TYPES = ("float32", "int8")  # int8: the decoder in dynamic int8 (models.quantize)
 
 
 class RuntimeConfigError(VoxdistillError):
     """An unknown runtime, or a compute type the runtime or this CPU cannot run."""
+
+
+@dataclass(frozen=True)
+class TopK:
+    """A teacher's k most likely tokens at each position of a transcript (`Recogniser.teacher_forced_topk`),
+    as offline distillation caches them (`teacher.topk`)."""
+
+    ids: torch.Tensor  # (positions, k) int32
+    log_probs: torch.Tensor  # (positions, k), log-probabilities under the teacher
 
 
 @dataclass(frozen=True)
@@ -88,28 +100,6 @@ def compute_types(backend: str) -> tuple[str, ...]:
     return tuple(sorted(ctranslate2.get_supported_compute_types("cpu")))
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """One clip's transcript with the decoder's confidence in it: the signals Whisper's transcriber
-    filters its windows on (`teacher.filters`)."""
-
-    tokens: list[int]  # text token ids (prompt, end-of-text and timestamps removed)
-    # Mean log-probability of the tokens the decoder emitted, end-of-text included (when it came within
-    # the token budget), each under the distribution it was chosen from (after token suppression).
-    avg_logprob: float
-    no_speech_prob: float  # probability of the no-speech token at the start-of-transcript position
-
-
-def no_speech_token(tokenizer) -> int:
-    """The id of the no-speech token in a Whisper tokenizer's vocabulary."""
-    vocabulary = tokenizer.get_vocab()
-    for token in NO_SPEECH_TOKENS:
-        if token in vocabulary:
-            return vocabulary[token]
-    raise VoxdistillError(f"the tokenizer has none of {', '.join(NO_SPEECH_TOKENS)}: not a Whisper vocabulary, "
-                          f"so there is no no-speech probability to measure")
-
-
 class Recogniser(Protocol):
     """A Whisper model loaded in one runtime. ``Encoded`` values are the backend's own encoder
     states; they only travel from `encode` to the other methods of the same recogniser."""
@@ -143,7 +133,7 @@ class Recogniser(Protocol):
 
     def decode(self, encoded: Any, options, audio_seconds: float) -> list[list[int]]:
         """Text token ids (prompt, end-of-text and timestamps removed) decoded with ``options`` (a
-        `transcribe.DecodingOptions`) for clips whose longest lasts ``audio_seconds``."""
+        `decoding.DecodingOptions`) for clips whose longest lasts ``audio_seconds``."""
 
     def decode_scored(self, encoded: Any, options, audio_seconds: float) -> list[Decoded]:
         """`decode` with each transcript's average log-probability and no-speech probability, as
@@ -198,42 +188,3 @@ def describe(recogniser: Recogniser) -> dict:
     """What a report says about a recogniser besides its scores."""
     return {"runtime": recogniser.runtime.to_dict(), "window_seconds": window_seconds(recogniser),
             "folder": None if recogniser.folder is None else str(recogniser.folder)}
-
-
-def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | None = None) -> Recogniser:
-    """``model`` (a model argument: bundled name, Hugging Face or CTranslate2 folder, hub id)
-    loaded in ``runtime``. A model that is not yet a folder the runtime reads is converted into the
-    cache first (CTranslate2 -> Hugging Face for torch; anything else -> CTranslate2 for ct2, through
-    `export.exporter.ct2_folder_for`, weights stored as the compute type).
-    A CTC student folder runs in torch or onnx (exported into the cache when it has no ONNX file).
-    ``threads``: the runtime's intra-op threads (None: torch's current setting)."""
-    from voxdistill.models.ctc import is_ctc_folder
-
-    if is_ctc_folder(model):
-        if runtime.backend not in CTC_BACKENDS or runtime.compute_type != "float32":
-            raise RuntimeConfigError(f"{model}: a CTC student runs in {' or '.join(CTC_BACKENDS)} at float32, "
-                                     f"not {runtime}")
-        from voxdistill.runtime.ctc_backend import load_ctc_recogniser
-
-        return load_ctc_recogniser(model, runtime.backend, threads or torch.get_num_threads())
-    if runtime.backend not in WHISPER_BACKENDS:
-        raise RuntimeConfigError(f"{model}: a Whisper model runs in {' or '.join(WHISPER_BACKENDS)}; "
-                                 f"--runtime {runtime.backend} runs CTC students")
-    if runtime.backend == "torch":
-        from voxdistill.runtime.torch_backend import load_torch_recogniser
-
-        return load_torch_recogniser(model, runtime.compute_type)
-    from voxdistill.runtime.ct2_backend import load_ct2_recogniser
-
-    return load_ct2_recogniser(model, runtime.compute_type, threads or torch.get_num_threads())
-
-
-def as_recogniser(model) -> Recogniser:
-    """``model`` itself if it is a recogniser; a loaded `models.loading.Whisper` wrapped as the torch one."""
-    from voxdistill.models.loading import Whisper
-
-    if isinstance(model, Whisper):
-        from voxdistill.runtime.torch_backend import TorchRecogniser
-
-        return TorchRecogniser(model)
-    return model

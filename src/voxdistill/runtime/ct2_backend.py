@@ -32,10 +32,13 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
 from voxdistill.data.dataset import clip_pad_step, log_mel
+from voxdistill.decoding import Decoded
 from voxdistill.errors import ModelLoadError
+from voxdistill.formats import EXPORT_RECORD
+from voxdistill.formats.ctranslate2 import ct2_folder_for
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
-from voxdistill.runtime import Decoded, Runtime
-from voxdistill.teacher.topk import TopK
+from voxdistill.models.loading import check_feature_files, load_whisper
+from voxdistill.runtime import Runtime, TopK
 
 # Every Whisper decoder has 448 positions; CTranslate2 does not expose the number (faster-whisper
 # assumes it too).
@@ -77,9 +80,6 @@ class CT2Recogniser:
         voxdistill exported, the float32 weights it was exported from (its export record); for any
         other, its own weights as voxdistill's CTranslate2 -> Hugging Face conversion reads them
         (float32; de-quantised if stored as integers), loaded in PyTorch once."""
-        from voxdistill.export.exporter import EXPORT_RECORD
-        from voxdistill.models.loading import load_whisper
-
         record = self.folder / EXPORT_RECORD
         if record.is_file():
             export = json.loads(record.read_text())
@@ -169,8 +169,6 @@ def _feature_extractor(folder: Path, n_mels: int) -> WhisperFeatureExtractor:
     by ``ct2-transformers-converter`` without it), Whisper's 30 s one, as faster-whisper assumes."""
     if (folder / "preprocessor_config.json").is_file():
         extractor = WhisperFeatureExtractor.from_pretrained(folder)
-        from voxdistill.models.loading import check_feature_files
-
         check_feature_files(folder, extractor)
         try:
             clip_pad_step(extractor)
@@ -182,7 +180,5 @@ def _feature_extractor(folder: Path, n_mels: int) -> WhisperFeatureExtractor:
 
 def load_ct2_recogniser(model: str, compute_type: str, threads: int) -> CT2Recogniser:
     """``model`` in CTranslate2: a CTranslate2 folder as it is, anything else through its cached
-    CTranslate2 export at ``compute_type`` (`export.exporter.ct2_folder_for`)."""
-    from voxdistill.export.exporter import ct2_folder_for
-
+    CTranslate2 conversion at ``compute_type`` (`formats.ctranslate2.ct2_folder_for`)."""
     return CT2Recogniser(ct2_folder_for(model, compute_type), model, compute_type, threads)

@@ -2,7 +2,7 @@
 
 - ``torch``: the PyTorch `CTCStudent` in float32, under ``torch.inference_mode``;
 - ``onnx``: onnxruntime on the folder's ``model.onnx``. A folder saved without one is exported into
-  the cache first (``CACHE/onnx/``), once per content of its files (`onnx_folder_for`).
+  the cache first (``CACHE/onnx/``), once per content of its files (`formats.onnx.onnx_folder_for`).
 
 Encoding runs the whole model (encoder and CTC head); decoding is greedy best-path CTC over the
 frames each clip covers (`models.ctc.greedy_ctc`): no decoder loop, no prompt, no beam search.
@@ -12,7 +12,6 @@ teacher: `teacher_forced_topk` and `encoder_states` refuse.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -22,19 +21,16 @@ import numpy as np
 import torch
 
 from voxdistill.data.dataset import log_mel
+from voxdistill.decoding import Decoded
 from voxdistill.errors import VoxdistillError
-from voxdistill.export.exporter import EXPORT_RECORD
-from voxdistill.files import sha256_of_files
+from voxdistill.formats import EXPORT_RECORD
+from voxdistill.formats.onnx import onnx_folder_for
 from voxdistill.models.ctc import (
-    CTC_CONFIG_FILE, ONNX_EXPORT_VERSION, ONNX_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE, Alphabet, CTCConfig,
-    CTCConfigError, CTCStudent, CTCLoadError, export_onnx, frames_of_samples, greedy_ctc, load_ctc_student, read_ctc_folder,
-    read_record,
+    ONNX_FILE, Alphabet, CTCConfig, CTCLoadError, CTCStudent, frames_of_samples, greedy_ctc, load_ctc_student,
+    read_ctc_folder, read_record,
 )
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config, weights_sha256
-from voxdistill.models.student import STUDENT_FILE
-from voxdistill.paths import cache_dir
-from voxdistill.runtime import CTC_BACKENDS, Decoded, Runtime, RuntimeConfigError
-from voxdistill.teacher.topk import TopK
+from voxdistill.runtime import CTC_BACKENDS, Runtime, RuntimeConfigError, TopK
 
 
 class CTCUnsupportedError(VoxdistillError):
@@ -156,32 +152,6 @@ class OnnxCTCRecogniser(CTCRecogniser):
 
     def _logits(self, features: torch.Tensor) -> np.ndarray:
         return self.session.run(["logits"], {"input_features": features.numpy()})[0]
-
-
-def onnx_folder_for(folder: str | Path) -> Path:
-    """A folder with ``model.onnx`` for the CTC student ``folder``: ``folder`` itself when it has one;
-    else its export into the cache (``CACHE/onnx/``), made once. The cache key is the bytes of the
-    saved files, the export version and torch's version (the exporter)."""
-    folder = Path(folder).expanduser()
-    if (folder / ONNX_FILE).is_file():
-        return folder
-    read_ctc_folder(folder)  # a typed error for a missing or damaged config before anything is hashed
-    files = [folder / name for name in (WEIGHTS_FILE, CTC_CONFIG_FILE, PREPROCESSOR_FILE, STUDENT_FILE)]
-    missing = [path for path in files if not path.is_file()]
-    if missing:
-        raise CTCLoadError(f"{missing[0]}: missing; the folder is neither a complete CTC student nor an ONNX "
-                           f"export of one; save or export the model again")
-    key = sha256_of_files(files)
-    digest = hashlib.sha256(f"{key}|{ONNX_EXPORT_VERSION}|{torch.__version__}".encode()).hexdigest()[:12]
-    out = cache_dir() / "onnx" / f"{folder.resolve().name}-{digest}"
-    if not out.is_dir():
-        model, feature_extractor, _ = load_ctc_student(folder)
-        try:
-            export_onnx(model, feature_extractor, out, read_record(folder / STUDENT_FILE), source=str(folder))
-        except (OSError, CTCConfigError):
-            if not (out / ONNX_FILE).is_file():  # unless a concurrent export finished first
-                raise
-    return out
 
 
 def load_ctc_recogniser(folder: str | Path, backend: str = "torch", threads: int | None = None) -> CTCRecogniser:

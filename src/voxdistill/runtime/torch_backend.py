@@ -1,5 +1,5 @@
 """The PyTorch runtime: a transformers Whisper in float32 (or with its decoder in dynamic int8),
-decoded by `voxdistill.transcribe` (greedy: the lean loop `greedy_decode`; beam search: ``generate``),
+decoded by `voxdistill.decoding` (greedy: the lean loop `greedy_decode`; beam search: ``generate``),
 unchanged."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from voxdistill.decoding import (
+    Decoded, DecodingOptions, decode_scored, decode_tokens, encode, log_mel, prompt_tokens,
+)
 from voxdistill.models.fingerprint import Fingerprint
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import quantize_decoder_int8
-from voxdistill.runtime import Decoded, Runtime
-from voxdistill.teacher.topk import TopK
-from voxdistill.transcribe import DecodingOptions, decode_scored, decode_tokens, encode, log_mel, prompt_tokens
+from voxdistill.runtime import Runtime, TopK
 
 
 class TorchRecogniser:

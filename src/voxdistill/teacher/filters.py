@@ -2,8 +2,8 @@
 reference to score it against.
 
 Every pseudo-label record holds four signals (`SIGNALS`): the teacher's ``avg_logprob`` and
-``no_speech_prob`` (measured while it decodes, `runtime.Decoded`), the transcript's
-``compression_ratio`` and its ``repeated_ngrams`` (the looping signal of `evaluation.metrics`).
+``no_speech_prob`` (measured while it decodes, `decoding.Decoded`), the transcript's
+``compression_ratio`` and its ``repeated_ngrams`` (the looping signal of `scoring.metrics`).
 `LabelFilters` turns them into drop reasons with the rules and defaults of Whisper's own
 transcriber (``whisper.transcribe``), where a window that fails them is decoded again at a higher
 temperature or, for the no-speech rule, skipped as silence; a pseudo-labeller has no second try, so
@@ -16,8 +16,8 @@ import zlib
 from dataclasses import dataclass
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.evaluation.metrics import basic_normalize, repeated_ngrams
-from voxdistill.evaluation.normalize import normalize_english
+from voxdistill.scoring.metrics import basic_normalize, repeated_ngrams
+from voxdistill.scoring.normalize import normalize_english
 
 SIGNALS = ("avg_logprob", "no_speech_prob", "compression_ratio", "repeated_ngrams")
 REASONS = ("empty", "compression_ratio", "repeated_ngrams", "avg_logprob", "no_speech")  # in the order checked

@@ -47,17 +47,16 @@ from tqdm import tqdm
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
+from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
 from voxdistill.errors import AudioError, VoxdistillError
-from voxdistill.evaluation.metrics import word_error_rate
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
-from voxdistill.runtime import (
-    Decoded, Recogniser, Runtime, as_recogniser, by_padded_length, load_recogniser, text_of, window_seconds,
-)
+from voxdistill.models.student import window_positions
+from voxdistill.runtime import Recogniser, Runtime, by_padded_length, text_of, window_seconds
+from voxdistill.runtime.loading import as_recogniser, load_whisper_recogniser
+from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
-from voxdistill.models.student import window_positions
-from voxdistill.transcribe import DecodingOptions, text_tokens
 
 
 class PseudoLabelError(VoxdistillError):
@@ -305,7 +304,7 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     Returns the summary on rank 0 and None on other ranks."""
     scan_manifest(config.manifest)  # a bad line, a repeated id or no utterance fails before the teacher loads
     rank, world_size = distributed_rank()
-    teacher = load_recogniser(config.teacher, config.runtime)
+    teacher = load_whisper_recogniser(config.teacher, config.runtime)
     if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
         raise PseudoLabelError(f"--encoder-state-seconds: {config.teacher} encodes each clip at its own length, so "
                                f"its encoder states cover no fixed window; leave it at 0 for this teacher")

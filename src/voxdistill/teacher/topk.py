@@ -28,13 +28,14 @@ teacher's.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from voxdistill.runtime import TopK
 
 STREAMS = ("pseudo_label", "reference")
 
@@ -43,12 +44,6 @@ def _prefix(stream: str) -> str:
     if stream not in STREAMS:
         raise ValueError(f"unknown top-k stream {stream!r}; known: {', '.join(STREAMS)}")
     return "" if stream == "pseudo_label" else f"{stream}_"
-
-
-@dataclass(frozen=True)
-class TopK:
-    ids: torch.Tensor  # (positions, k) int32
-    log_probs: torch.Tensor  # (positions, k), log-probabilities under the teacher
 
 
 def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerprint: str,

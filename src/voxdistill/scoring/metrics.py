@@ -17,7 +17,7 @@ from importlib import metadata
 
 import jiwer
 
-from voxdistill.evaluation.normalize import RULES_VERSION, british_to_american, normalize_english
+from voxdistill.scoring.normalize import RULES_VERSION, british_to_american, normalize_english
 
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
 

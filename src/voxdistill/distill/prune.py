@@ -50,13 +50,13 @@ from transformers import WhisperForConditionalGeneration
 from voxdistill.audio import SAMPLE_RATE, audio_duration, load_audio
 from voxdistill.data.dataset import length_groups, log_mel
 from voxdistill.data.manifest import ManifestError, Utterance, read_manifest, scan_manifest
+from voxdistill.decoding import prompt_tokens
 from voxdistill.distill.batches import LabelError, build_decoder_batch
 from voxdistill.distill.losses import IGNORE_INDEX
 from voxdistill.errors import VoxdistillError
 from voxdistill.files import sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import STUDENT_FILE, ffn_state, largest, save_student, window_seconds
-from voxdistill.transcribe import prompt_tokens
 
 METHOD = ("feed-forward neurons by measured importance: mean |activation| at the input of fc2 × "
           "||fc2 column||₂, teacher-forced on the calibration clips; the same count kept in every layer")
