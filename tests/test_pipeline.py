@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file, save_file
@@ -40,7 +41,7 @@ def small_preset(monkeypatch):
     monkeypatch.setitem(REAL_MIXES, "small", SMALL_REAL)
 
 
-def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_whisper, tmp_path):
+def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_whisper, tmp_path, monkeypatch):
     config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd", "askd"),
                             preset="small", decoder_layers="1", window_seconds="auto", steps=4, latency_clips=1,
                             other_runtimes=("torch:float32",))
@@ -106,6 +107,16 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
     notes = "\n".join(again)
     assert notes.count("reused") >= 4  # student, both distillations, evaluation
     assert second["models"] == result["models"]
+
+    # The folder moved elsewhere (and named by a relative path) is the same run: reused, not refused.
+    moved = tmp_path / "elsewhere" / "demo"
+    moved.parent.mkdir()
+    shutil.move(out, moved)
+    monkeypatch.chdir(tmp_path)
+    third: list[str] = []
+    again_moved = run_pipeline(replace(config, out=Path("elsewhere/demo")), progress=False, say=third.append)
+    assert "\n".join(third).count("reused") >= 4 and again_moved["models"] == result["models"]
+    config = replace(config, out=moved)
 
     # Another step budget in the same folder is refused, naming the setting, not reported as done.
     with pytest.raises(VoxdistillError, match=r"optim\.max_steps: 4 -> 8"):

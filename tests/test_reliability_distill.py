@@ -171,3 +171,36 @@ def test_print_config_shows_every_key_resolved(setup, tmp_path):
     wrong = cli("distill", "--print-config", "--config", config, "--set", "optim.lrr=1")
     assert wrong.returncode == 2 and "optim.lrr" in wrong.stderr and wrong.stdout == ""
     assert "--print-config" in cli("distill", "--help").stdout
+
+
+def test_a_run_folder_moved_with_its_inputs_resumes(setup, tmp_path):
+    """Issue 22 item 8: a project folder (student, labels, run) moved elsewhere, its config naming
+    the new places by relative paths where it named the old ones absolutely, is the same run:
+    resumed at its checkpoint, not refused as one of other settings."""
+    import shutil
+
+    project = tmp_path / "project"
+    for part in ("student", "pl"):
+        shutil.copytree(setup / part, project / part)
+    first = config_dict(setup, project / "run", checkpoint={"every_steps": 3})
+    first["student"], first["data"]["train_manifest"] = str(project / "student"), str(project / "pl" / "pseudo_labels.jsonl")
+    paused = cli("distill", "--config", write_config(first, tmp_path / "first.yaml"), "--steps-this-run", 3)
+    assert paused.returncode == 0, paused.stderr[-2000:]
+    assert latest_checkpoint_step(project / "run") == 3
+
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    shutil.move(project, moved)
+    again = first | {"student": "student", "out": "run",
+                     "data": first["data"] | {"train_manifest": "pl/pseudo_labels.jsonl"}}
+    resumed = subprocess.run([*VOXDISTILL, "distill", "--config", str(write_config(again, tmp_path / "again.yaml"))],
+                             capture_output=True, text=True, cwd=moved, env=os.environ.copy())
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "other settings" not in resumed.stderr
+    assert latest_checkpoint_step(moved / "run") == 6 and logged_steps(moved / "run") == [1, 2, 3, 4, 5, 6]
+    # A path that names other files is still a change of settings.
+    other = again | {"data": again["data"] | {"train_manifest": str(setup / "pl" / "pseudo_labels.jsonl")},
+                     "optim": again["optim"] | {"max_steps": 8}}
+    refused = subprocess.run([*VOXDISTILL, "distill", "--config", str(write_config(other, tmp_path / "other.yaml"))],
+                             capture_output=True, text=True, cwd=moved, env=os.environ.copy())
+    assert refused.returncode == 2 and "data.train_manifest" in refused.stderr

@@ -271,6 +271,24 @@ def differences(saved: dict, wanted: dict, prefix: str = "") -> list[SettingChan
     return changes
 
 
+def run_differences(cls, saved: dict, wanted: dict) -> list[SettingChange]:
+    """``differences`` between two configs of ``cls`` (plain data) that each name their run folder in
+    ``out``, where a path setting that names the same file, or the same place relative to its own
+    run folder, is no change: a run folder moved with what it holds, or spelt relative in one and
+    absolute in the other, still holds the run of the same settings."""
+    paths = {key for key, type_name, _ in describe_fields(cls) if "Path" in type_name.split(" | ")}
+
+    def same_place(key: str, old, new) -> bool:
+        if key not in paths or not isinstance(old, str) or not isinstance(new, str):
+            return False
+        if Path(old).resolve() == Path(new).resolve():
+            return True
+        return os.path.relpath(old, saved["out"]) == os.path.relpath(new, wanted["out"])
+
+    return [change for change in differences(saved, wanted)
+            if not same_place(change.key, change.old, change.new)]
+
+
 def describe_fields(cls) -> list[tuple[str, str, str]]:
     """(dotted key, type, default as JSON or "required") for every leaf setting, for help texts."""
     rows: list[tuple[str, str, str]] = []

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from voxdistill.config import differences, load_config, to_dict
+from voxdistill.config import load_config, run_differences, to_dict
 from voxdistill.data.corpus import PRESETS, build_corpus
 from voxdistill.data.importers import import_folder
 from voxdistill.data.lengths import LengthMix, build_length_mix
@@ -280,7 +280,7 @@ def _refuse_other_settings(run: DistillConfig) -> None:
     saved = run.out / "config.yaml"
     if not saved.is_file():
         return
-    changes = differences(to_dict(load_config(DistillConfig, saved)), to_dict(run))
+    changes = run_differences(DistillConfig, to_dict(load_config(DistillConfig, saved)), to_dict(run))
     if changes:
         raise VoxdistillError(f"{run.out} holds a distillation run of other settings ({'; '.join(map(str, changes))}); "
                               f"use another --out, or delete that folder to train it again")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from voxdistill.config import SettingChange, differences, load_config, save_config, to_dict
+from voxdistill.config import SettingChange, load_config, run_differences, save_config, to_dict
 from voxdistill.errors import VoxdistillError
 
 COMPLETE = "COMPLETE"
@@ -158,9 +158,7 @@ def resume_config_changes(config, allow: bool) -> list[SettingChange]:
     reference = config.out / "config.yaml"
     if not reference.is_file():
         reference = checkpoints[-1] / "config.yaml"
-    # ``out`` is the folder both were found in, however its path is spelt.
-    saved = to_dict(load_config(type(config), reference)) | {"out": None}
-    changes = differences(saved, to_dict(config) | {"out": None})
+    changes = run_differences(type(config), to_dict(load_config(type(config), reference)), to_dict(config))
     if changes and not allow:
         step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"]
         raise ConfigChangedError(
