@@ -297,7 +297,7 @@ def _evaluate(config: PipelineConfig, models: list[str], progress: bool,
     metrics_path, inputs_path = folder / "metrics.json", folder / "inputs.json"
     manifests = eval_manifests(config)
     settings = EvalSettings(latency_clips=config.latency_clips, runtime=runtime)
-    inputs = _evaluation_inputs(models, manifests, settings)
+    inputs = _evaluation_inputs(models, manifests, settings, config.out)
     previous = json.loads(inputs_path.read_text()) if inputs_path.is_file() else None
     if previous == inputs and metrics_path.is_file():
         return json.loads(metrics_path.read_text()), f"reused {metrics_path}"
@@ -309,13 +309,18 @@ def _evaluate(config: PipelineConfig, models: list[str], progress: bool,
     return result, f"-> {metrics_path}" + (f" (redone: {', '.join(changed)} changed)" if changed else "")
 
 
-def _evaluation_inputs(models: list[str], manifests: list[Path], settings: EvalSettings) -> dict:
+def _evaluation_inputs(models: list[str], manifests: list[Path], settings: EvalSettings, root: Path) -> dict:
     """What the metrics are a function of. Corpus audio file names carry a hash of their content
-    (data.corpus), so a manifest's bytes stand for its audio too."""
+    (data.corpus), so a manifest's bytes stand for its audio too. Paths inside the pipeline's
+    folder ``root`` are recorded relative to it: the folder moved elsewhere holds the same inputs."""
+    def named(source: str | Path) -> str:
+        path = Path(source).resolve()
+        return path.relative_to(root.resolve()).as_posix() if path.is_relative_to(root.resolve()) else str(source)
+
     return {
-        "models": models,  # in order: the first is the reference of the ratios
-        "weights": {source: _weights_sha256(source) for source in models},
-        "manifests": {str(m): sha256_of_files([m]) for m in manifests},
+        "models": [named(source) for source in models],  # in order: the first is the reference of the ratios
+        "weights": {named(source): _weights_sha256(source) for source in models},
+        "manifests": {named(m): sha256_of_files([m]) for m in manifests},
         "settings": asdict(settings),
         "scoring": scoring_identity(),
     }

@@ -41,9 +41,14 @@ class Utterance:
         path = Path(self.audio_filepath)
         return path if path.is_absolute() else manifest_dir / path
 
-    def resolved(self, manifest_dir: Path) -> "Utterance":
-        """The same utterance with an absolute audio path, for a manifest written elsewhere."""
-        return replace(self, audio_filepath=str(self.audio_path(manifest_dir).resolve()))
+    def resolved(self, manifest_dir: Path, written_to: Path | None = None) -> "Utterance":
+        """The same utterance for a manifest written elsewhere: its audio path absolute, or relative
+        to ``written_to`` (the new manifest's folder) when the audio lies inside that folder, so a
+        folder moved with its audio and manifests still names the same files in the same bytes."""
+        audio = self.audio_path(manifest_dir).resolve()
+        if written_to is not None and audio.is_relative_to(written_to.resolve()):
+            return replace(self, audio_filepath=audio.relative_to(written_to.resolve()).as_posix())
+        return replace(self, audio_filepath=str(audio))
 
     def to_json(self) -> dict:
         record = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
@@ -166,7 +171,8 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
 
 def concatenate_manifests(path: str | Path, manifests: Iterable[str | Path]) -> int:
     """One manifest holding every utterance of ``manifests`` in order, audio paths made absolute (the
-    inputs may live in other folders); a repeated id across them is refused like one within a file."""
+    inputs may live in other folders), or relative where the audio lies in the new manifest's own
+    folder; a repeated id across them is refused like one within a file."""
     path = Path(path)
     seen: dict[str, Path] = {}
 
@@ -177,6 +183,6 @@ def concatenate_manifests(path: str | Path, manifests: Iterable[str | Path]) -> 
                     raise ManifestError(f"{manifest}: id {utt.id!r} is also in {seen[utt.id]}; the manifests "
                                         f"joined into {path} must not share ids")
                 seen[utt.id] = manifest
-                yield utt.resolved(manifest.parent)
+                yield utt.resolved(manifest.parent, written_to=path.parent)
 
     return write_manifest(path, utterances())

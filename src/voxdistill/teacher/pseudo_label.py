@@ -363,14 +363,15 @@ def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelS
             else:
                 kept.append(record)
 
-    # Shard paths in records are relative to the output folder; audio paths become absolute so
-    # that the pseudo-label manifest works from its new folder.
+    # Shard paths in records are relative to the output folder; so are audio paths the input
+    # manifest gave relative to its own (absolute ones stay absolute), so that the pseudo-label
+    # manifest works from its new folder, and still does when a folder holding both is moved.
     def as_utterances(records: list[dict]) -> Iterator[Utterance]:
-        manifest_dir = config.manifest.parent.resolve()
+        manifest_dir, out_dir = config.manifest.parent.resolve(), config.out.resolve()
         for r in records:
             r = dict(r)
             path = Path(r["audio_filepath"])
-            r["audio_filepath"] = str(path if path.is_absolute() else manifest_dir / path)
+            r["audio_filepath"] = str(path if path.is_absolute() else os.path.relpath(manifest_dir / path, out_dir))
             yield Utterance(id=r.pop("id"), audio_filepath=r.pop("audio_filepath"), duration=r.pop("duration"),
                             text=r.pop("text"), domain=r.pop("domain", None), voice=r.pop("voice", None), extra=r)
 
