@@ -300,7 +300,11 @@ def _evaluate(config: PipelineConfig, models: list[str], progress: bool,
     inputs = _evaluation_inputs(models, manifests, settings, config.out)
     previous = json.loads(inputs_path.read_text()) if inputs_path.is_file() else None
     if previous == inputs and metrics_path.is_file():
-        return json.loads(metrics_path.read_text()), f"reused {metrics_path}"
+        result = json.loads(metrics_path.read_text())
+        # The same models, in the same order, perhaps at another path (a moved folder): named as now.
+        for record, source in zip(result["models"], models):
+            record["source"] = source
+        return result, f"reused {metrics_path}"
     # No record may vouch for the old metrics once the new evaluation has begun to replace them.
     inputs_path.unlink(missing_ok=True)
     result = evaluate(models, manifests, metrics_path, settings, progress=progress)

@@ -41,8 +41,9 @@ imported by nothing but the family module: its model (``models/``), its trainer 
 `distill.trainer.Trainer` in ``distill/``), its recogniser (``runtime/``), its export writer
 (``formats/``). Two things are shared rather than per family: ``runtime_option`` names an existing
 ``evaluate`` setting (a family that needs a runtime of its own choosing beside the others needs a
-new option), and a new runtime backend is a new name in `runtime.BACKENDS`. The CLI's
-``student init --family`` builds students and lists the families by name itself, for now.
+new option), and a new runtime backend is a new name in `runtime.BACKENDS`. Building a new student from a teacher
+(``student init --family``, `families.student_init`) takes each family's own options, so a third
+family also adds its branch and options there: the one place besides its module.
 """
 
 from __future__ import annotations
