@@ -18,7 +18,7 @@ from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
 from voxdistill.data.dataset import length_groups, log_mel, padded_samples
-from voxdistill.decoding import DecodingOptions
+from voxdistill.decoding import NO_CHECKS, DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.whisper_trainer import _grouped
 from voxdistill.export.exporter import export_model
@@ -30,7 +30,7 @@ from voxdistill.models.student import (
 )
 from voxdistill.runtime import Runtime, generate_tokens
 
-GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
+GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None, checks=NO_CHECKS)
 
 
 def clip_length_student(teacher_folder: Path, out: Path, step: float = 1.0) -> Path:

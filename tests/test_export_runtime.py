@@ -18,7 +18,7 @@ from tests.test_pseudo_label import speech_manifest
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import from_dict
-from voxdistill.decoding import DecodingOptions
+from voxdistill.decoding import NO_CHECKS, DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherMismatchError, resolve_teacher
 from voxdistill.export.exporter import ExportError, export_model
@@ -33,7 +33,7 @@ from voxdistill.transcribe import transcribe_audio
 
 # Random weights never emit end-of-text: every clip decodes the whole budget, so equal token lists
 # compare every step.
-GREEDY = DecodingOptions(batch_size=3, max_new_tokens=24, max_tokens_per_second=None)
+GREEDY = DecodingOptions(batch_size=3, max_new_tokens=24, max_tokens_per_second=None, checks=NO_CHECKS)
 CT2_FLOAT32 = Runtime("ct2", "float32")
 
 
@@ -116,7 +116,7 @@ def test_windowed_export_runs_in_voxdistill_ct2_runtime(student_10s, clips, tmp_
     # Longer than the window: chunked by voxdistill.long_audio, the same in either runtime.
     long = np.concatenate([clips[1], clips[2], clips[0]])
     assert len(long) > 10 * 16000
-    options = DecodingOptions(max_new_tokens=12)
+    options = DecodingOptions(max_new_tokens=12, checks=NO_CHECKS)
     assert transcribe_audio(ct2, [long], options) == transcribe_audio(student, [long], options)
 
     # faster-whisper pads every clip to 30 s, which a 10 s model refuses (checked on the installed

@@ -19,7 +19,7 @@ from tests.test_pseudo_label import speech_manifest
 from voxdistill.audio import load_audio
 from voxdistill.data.dataset import log_mel
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
-from voxdistill.decoding import DecodingOptions, prompt_tokens, text_tokens
+from voxdistill.decoding import NO_CHECKS, DecodingOptions, prompt_tokens, text_tokens
 from voxdistill.distill.prune import (
     PruneError, calibration_utterances, ffn_targets, measure_ffn_importance, prune_ffn, prune_student,
 )
@@ -31,7 +31,7 @@ from voxdistill.transcribe import transcribe_audio
 
 # Random weights never emit end-of-text: every clip decodes the whole budget, so equal token lists
 # compare every step.
-GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None)
+GREEDY = DecodingOptions(batch_size=3, max_new_tokens=16, max_tokens_per_second=None, checks=NO_CHECKS)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from voxdistill.data.manifest import Utterance, write_manifest
 from voxdistill.decoding import DecodingOptions
 from voxdistill.families import load_recogniser
 from voxdistill.runtime import Runtime
-from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilterError, LabelFilters, compression_ratio, label_signals
+from voxdistill.scoring.metrics import compression_ratio
+from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilterError, LabelFilters, label_signals
 
 TEACHER = "bundled:whisper-tiny.en"
 NONE = ["--compression-ratio-threshold", "none", "--logprob-threshold", "none", "--no-speech-threshold", "none",
@@ -174,18 +175,22 @@ def test_torch_and_ct2_measure_the_same_signals(speech_dir):
 @pytest.mark.integration
 def test_noise_is_dropped_as_non_speech_and_speech_kept(speech_dir, tmp_path, capsys):
     """tiny.en hears "you" in silence and noise with a high no-speech probability. Whisper's rule drops
-    it where the teacher is unsure (noise); in digital silence it is sure (avg_logprob -0.4) and only
-    the no-speech rule alone drops it."""
+    it where the teacher is unsure (noise); in digital silence it is sure (avg_logprob -0.4), and it
+    is dropped because Silero VAD, asked about clips above the no-speech threshold, hears no speech
+    there. Speech is never given to VAD (its no-speech probability is low)."""
     manifest = unlabelled_manifest(tmp_path, {"weather": speech_dir / "weather.wav",
                                               "report": speech_dir / "report.wav", **silence_and_noise()})
     out = tmp_path / "out"
     assert main(pseudo_label_args(TEACHER, manifest, out)) == 0  # top-k 16: the signals do not depend on it
     assert_merged_by_the_rules(out, LabelFilters())
     kept, dropped, _ = labelled(out)
-    assert [r["id"] for r in kept] == ["weather", "report", "zeros"]
-    assert [(r["id"], r["drop_reasons"]) for r in dropped] == [("noise", ["avg_logprob", "no_speech"])]
-    assert kept[2]["no_speech_prob"] > 0.9 and kept[2]["avg_logprob"] > -1 and kept[2]["text"].lower() == "you"
-    assert all(r["no_speech_prob"] < 0.3 and r["avg_logprob"] > -0.5 for r in kept[:2])
+    assert [r["id"] for r in kept] == ["weather", "report"]
+    assert [(r["id"], r["drop_reasons"]) for r in dropped] == [("zeros", ["no_speech"]),
+                                                               ("noise", ["avg_logprob", "no_speech"])]
+    zeros = dropped[0]
+    assert zeros["no_speech_prob"] > 0.9 and zeros["avg_logprob"] > -1 and zeros["text"].lower() == "you"
+    assert zeros["vad_speech"] is False and dropped[1]["vad_speech"] is False
+    assert all(r["no_speech_prob"] < 0.3 and r["avg_logprob"] > -0.5 and "vad_speech" not in r for r in kept)
     capsys.readouterr()
 
     assert main(pseudo_label_args(TEACHER, manifest, out, "--no-speech-alone")) == 0

@@ -24,6 +24,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.models.loading import Whisper
 
 NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")  # its name in newer and older Whisper vocabularies
+SAMPLING_SEED = 0  # every sampled decoding starts its draws from this seed, in every runtime
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,45 @@ def no_speech_token(tokenizer) -> int:
 
 
 @dataclass(frozen=True)
+class SpeechChecks:
+    """Whisper's transcriber's safeguards around each decoded window (`runtime.checks`), with its
+    defaults; None turns a rule off.
+
+    A window whose no-speech probability is above ``no_speech_threshold`` while its mean
+    log-probability is below ``logprob_threshold`` is silence: an empty transcript. A window whose
+    transcript compresses by more than ``compression_ratio_threshold`` (a loop) or whose mean
+    log-probability is below ``logprob_threshold`` is decoded again by sampling at each of
+    ``temperatures`` in turn until one passes. ``vad``: a window the model still doubts (no-speech
+    probability above the threshold, or no temperature passed) is given to Silero VAD (the one
+    faster-whisper ships) and has an empty transcript when it holds no speech: a model can be sure of
+    a word in silence (tiny.en says "you" at mean log-probability -0.4)."""
+
+    no_speech_threshold: float | None = 0.6
+    logprob_threshold: float | None = -1.0
+    compression_ratio_threshold: float | None = 2.4
+    temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)  # the fallback; () decodes once
+    vad: bool = True
+    vad_threshold: float = 0.5  # Silero's speech probability above which a 32 ms frame is speech
+
+    def __post_init__(self):
+        problems = [f"{name} {value}" for name, value, ok in (
+            ("no_speech_threshold", self.no_speech_threshold, lambda v: 0 <= v <= 1),
+            ("logprob_threshold", self.logprob_threshold, lambda v: v <= 0),
+            ("compression_ratio_threshold", self.compression_ratio_threshold, lambda v: v > 0),
+            ("vad_threshold", self.vad_threshold, lambda v: 0 < v < 1),
+        ) if value is not None and not ok(value)]
+        problems += [f"temperature {t}" for t in self.temperatures if not 0 < t <= 2]
+        if problems:
+            raise VoxdistillError(f"{', '.join(problems)}: a no-speech threshold is in [0, 1], a log-probability one "
+                                  f"<= 0, a compression ratio one > 0, the VAD threshold in (0, 1) and each "
+                                  f"fallback temperature in (0, 2]")
+
+
+NO_CHECKS = SpeechChecks(no_speech_threshold=None, logprob_threshold=None, compression_ratio_threshold=None,
+                         temperatures=(), vad=False)  # each window decoded once, its transcript kept as it is
+
+
+@dataclass(frozen=True)
 class DecodingOptions:
     num_beams: int = 1  # 1 = greedy
     max_new_tokens: int = 224  # per 30 s window; half the decoder's 448 positions, as Whisper does
@@ -58,6 +98,10 @@ class DecodingOptions:
     # so this only stops runaway repetition loops, which would otherwise stall a whole batch for
     # max_new_tokens steps. None: max_new_tokens alone.
     max_tokens_per_second: float | None = 8.0
+    # Above 0: sample each token at this temperature (one candidate; beam search is then off), as
+    # Whisper's fallback does; the draws are seeded, so a run repeats.
+    temperature: float = 0.0
+    checks: SpeechChecks = SpeechChecks()
 
     def token_budget(self, audio_seconds: float) -> int:
         """Decoding steps allowed for a batch whose longest clip lasts ``audio_seconds``."""
@@ -66,8 +110,12 @@ class DecodingOptions:
         return min(self.max_new_tokens, math.ceil(audio_seconds * self.max_tokens_per_second) + 10)
 
     def __post_init__(self):
-        if self.num_beams < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+        if self.num_beams < 1 or self.batch_size < 1 or self.max_new_tokens < 1 or self.temperature < 0:
             raise ValueError(f"decoding options must be positive: {self}")
+
+    @property
+    def sampling(self) -> bool:
+        return self.temperature > 0
 
 
 def prompt_tokens(whisper: Whisper, language: str = "en") -> list[int]:
@@ -105,9 +153,9 @@ def decode_tokens(whisper: Whisper, encoder_outputs: BaseModelOutput, options: D
     longest lasts ``audio_seconds``. Greedy decoding runs `greedy_decode`; beam search runs
     transformers' ``generate``."""
     max_new_tokens = options.token_budget(audio_seconds)
-    if options.num_beams == 1:
+    if options.num_beams == 1 or options.sampling:
         out = greedy_decode(whisper, encoder_outputs.last_hidden_state, prompt_tokens(whisper, options.language),
-                            max_new_tokens)
+                            max_new_tokens, options.temperature)
     else:
         kwargs = {"language": options.language, "task": "transcribe"} if whisper.multilingual else {}
         out = whisper.model.generate(
@@ -139,9 +187,9 @@ def decode_scored(whisper: Whisper, encoder_states: torch.Tensor, options: Decod
     search in one teacher-forced pass along the tokens it chose (`score_tokens`)."""
     prompt = prompt_tokens(whisper, options.language)
     no_speech = no_speech_token(whisper.processor.tokenizer)
-    if options.num_beams == 1:
+    if options.num_beams == 1 or options.sampling:
         rows, avg_logprobs, no_speech_probs = greedy_decode_scored(
-            whisper, encoder_states, prompt, options.token_budget(audio_seconds), no_speech)
+            whisper, encoder_states, prompt, options.token_budget(audio_seconds), no_speech, options.temperature)
         tokens = _text_only(whisper, rows)
     else:
         tokens = decode_tokens(whisper, BaseModelOutput(last_hidden_state=encoder_states), options, audio_seconds)
@@ -158,7 +206,7 @@ def _suppressed(whisper: Whisper, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.inference_mode()
 def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int],
-                  max_new_tokens: int) -> list[list[int]]:
+                  max_new_tokens: int, temperature: float = 0.0) -> list[list[int]]:
     """Greedy decoding after ``prompt`` for a batch of encoder states (B, positions, d_model): the
     tokens up to and including end-of-text, or ``max_new_tokens`` of them.
 
@@ -167,21 +215,23 @@ def greedy_decode(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
     machinery: on a CPU, the logits processors, stopping criteria and bookkeeping of ``generate`` cost
     about as much per token as a small decoder's layers, and they cost the teacher and a student
     alike, which hides what a shallower decoder saves. Here each step is the decoder with its
-    key-value cache, the output projection of the last position only, and an argmax."""
-    steps = [tokens for _, _, tokens, _ in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens)]
+    key-value cache, the output projection of the last position only, and an argmax (or, at a
+    ``temperature`` above 0, a seeded draw)."""
+    steps = [tokens for _, _, tokens, _ in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens, temperature)]
     return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(encoder_states.shape[0])]
 
 
 @torch.inference_mode()
 def greedy_decode_scored(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int], max_new_tokens: int,
-                         no_speech: int) -> tuple[list[list[int]], list[float], list[float]]:
+                         no_speech: int, temperature: float = 0.0) -> tuple[list[list[int]], list[float], list[float]]:
     """`greedy_decode`, and per clip Whisper's ``avg_logprob`` (the mean log-probability of the tokens
     emitted, end-of-text included, under the suppressed distribution each was chosen from) and
     ``no_speech_prob`` (the probability of token ``no_speech`` at the start-of-transcript position,
     from the raw logits there). The latter reads the prompt's decoder states that the first step
     computes anyway: one more row of the output projection per clip."""
     steps, logprob_sum, emitted = [], torch.zeros(()), torch.zeros(())
-    for hidden, logits, tokens, decoding in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens):
+    for hidden, logits, tokens, decoding in _greedy_steps(whisper, encoder_states, prompt, max_new_tokens,
+                                                          temperature):
         if not steps:  # the first step fed the prompt, which starts with <|startoftranscript|>
             no_speech_probs = whisper.model.proj_out(hidden[:, 0]).float().softmax(dim=-1)[:, no_speech]
         chosen = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens[:, None])[:, 0]  # (B,)
@@ -191,11 +241,12 @@ def greedy_decode_scored(whisper: Whisper, encoder_states: torch.Tensor, prompt:
     return torch.stack(steps, dim=1).tolist(), (logprob_sum / emitted).tolist(), no_speech_probs.tolist()
 
 
-def _greedy_steps(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int],
-                  max_new_tokens: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _greedy_steps(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequence[int], max_new_tokens: int,
+                  temperature: float = 0.0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Greedy decoding one step at a time, yielding the decoder states of the positions fed (B, fed,
     d_model), the logits after suppression (B, vocab), the tokens chosen (B,) and which clips were
-    still decoding (B,) bool; a finished clip is given end-of-text."""
+    still decoding (B,) bool; a finished clip is given end-of-text. At a ``temperature`` above 0 each
+    token is drawn from the softmax of the logits over it, from a generator seeded with `SAMPLING_SEED`."""
     model = whisper.model
     batch, device = encoder_states.shape[0], encoder_states.device
     suppress, begin_suppress = _suppressed(whisper, device)
@@ -204,6 +255,7 @@ def _greedy_steps(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
     decoder = model.model.decoder if whisper.decoder_call is None else whisper.decoder_call
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    generator = torch.Generator(device).manual_seed(SAMPLING_SEED) if temperature > 0 else None
     for step in range(max_new_tokens):
         hidden = decoder(input_ids=step_ids, encoder_hidden_states=encoder_states,
                          cache=cache, use_cache=True).last_hidden_state
@@ -211,7 +263,9 @@ def _greedy_steps(whisper: Whisper, encoder_states: torch.Tensor, prompt: Sequen
         logits[:, suppress] = -math.inf
         if step == 0:
             logits[:, begin_suppress] = -math.inf
-        tokens = torch.where(finished, eot, logits.argmax(dim=-1))
+        chosen = (logits.argmax(dim=-1) if generator is None else
+                  torch.multinomial((logits.float() / temperature).softmax(dim=-1), 1, generator=generator)[:, 0])
+        tokens = torch.where(finished, eot, chosen)
         yield hidden, logits, tokens, ~finished
         finished |= tokens == eot
         if bool(finished.all()):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from voxdistill.cli.options import MODEL_HELP, at_least, decoding, decoding_arguments, runtime, runtime_arguments
+from voxdistill.cli.options import (MODEL_HELP, at_least, check_arguments, decoding, decoding_arguments, runtime,
+                                    runtime_arguments)
 
 
 def register(sub) -> None:
@@ -28,6 +29,7 @@ def register(sub) -> None:
                    help="JSON Lines manifests with reference text (repeatable); each is a set named after its file")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
     decoding_arguments(p, batch="utterances per forward pass for accuracy and throughput")
+    check_arguments(p)
     runtime_arguments(p)
     p.add_argument("--latency-clips", type=at_least(0), default=20, metavar="N",
                    help="clips per set timed one at a time for latency p50/p95 (default 20; 0 skips)")

@@ -103,7 +103,55 @@ def decoding(args: argparse.Namespace):
     from voxdistill.decoding import DecodingOptions
 
     return DecodingOptions(num_beams=args.beam_size, max_new_tokens=args.max_new_tokens,
-                           language=args.language, batch_size=args.batch_size)
+                           language=args.language, batch_size=args.batch_size, checks=speech_checks(args))
+
+
+def temperatures(value: str) -> tuple[float, ...]:
+    """A comma-separated list of temperatures, or 'none' for no fallback."""
+    if value.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(float(t) for t in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers, nor 'none'") from None
+
+
+def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None:
+    """The flags of the checks on each decoded window (`decoding.SpeechChecks`). ``thresholds``: also
+    Whisper's three thresholds and the temperature fallback (pseudo-label takes the thresholds from
+    its filters, `filter_arguments`, which share their names, and never resamples a label)."""
+    group = p.add_argument_group(
+        "checks on every decoded window",
+        "Whisper's transcriber's rules and defaults: silence gives an empty transcript, a loop or a transcript the "
+        "model doubts is decoded again at higher temperatures; each utterance's decision is recorded. 'none' turns "
+        "a rule off.")
+    if thresholds:
+        group.add_argument("--no-speech-threshold", type=or_none(float), default=0.6, metavar="P",
+                           help="a window whose no-speech probability is above P and mean log-probability below "
+                                "--logprob-threshold is silence: empty (default 0.6)")
+        group.add_argument("--logprob-threshold", type=or_none(float), default=-1.0, metavar="L",
+                           help="a window whose tokens' mean log-probability is below L is decoded again at the next "
+                                "temperature (default -1.0)")
+        group.add_argument("--compression-ratio-threshold", type=or_none(float), default=2.4, metavar="R",
+                           help="a window whose text zlib compresses by more than R (a loop) is decoded again at the "
+                                "next temperature (default 2.4)")
+        group.add_argument("--temperature-fallback", type=temperatures, default=(0.2, 0.4, 0.6, 0.8, 1.0),
+                           metavar="T,T,...", help="the temperatures tried in turn (default 0.2,0.4,0.6,0.8,1.0; "
+                                                   "'none': decode once)")
+    group.add_argument("--no-vad", action="store_true",
+                       help="do not ask Silero VAD about windows the model doubts (by default one in which VAD "
+                            "hears no speech is empty: a model can be sure of a word in silence)")
+    group.add_argument("--vad-threshold", type=float, default=0.5, metavar="P",
+                       help="Silero's speech probability above which a frame is speech (default 0.5)")
+
+
+def speech_checks(args: argparse.Namespace):
+    from voxdistill.decoding import SpeechChecks
+
+    return SpeechChecks(no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold,
+                        compression_ratio_threshold=args.compression_ratio_threshold,
+                        temperatures=getattr(args, "temperature_fallback", ()), vad=not args.no_vad,
+                        vad_threshold=args.vad_threshold)
 
 
 def runtime_arguments(p: argparse.ArgumentParser) -> None:

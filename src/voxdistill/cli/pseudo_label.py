@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from voxdistill.cli.options import (at_least, decoding, decoding_arguments, filter_arguments, label_filters, runtime,
-                                    runtime_arguments, teacher_argument)
+from voxdistill.cli.options import (at_least, check_arguments, decoding, decoding_arguments, filter_arguments,
+                                    label_filters, runtime, runtime_arguments, teacher_argument)
 
 
 def register(sub) -> None:
@@ -29,6 +29,7 @@ def register(sub) -> None:
                    help="where the manifest has reference text, drop utterances whose pseudo-label WER "
                         "exceeds this (e.g. 0.3); the counts are reported")
     filter_arguments(p)
+    check_arguments(p, thresholds=False)
     p.add_argument("--shard-size", type=at_least(1), default=64, help="utterances committed together (default 64)")
     p.add_argument("--encoder-state-seconds", type=at_least(0), default=0, metavar="S",
                    help="also cache the teacher's encoder states over the first S seconds of its window, "

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from voxdistill.config import SettingChange, save_config
 from voxdistill.data.dataset import Augmentation, BatchingConfig, SpeechDataset, clip_pad_step, log_mel
 from voxdistill.data.manifest import scan_manifest
-from voxdistill.decoding import DecodingOptions
+from voxdistill.decoding import DecodingOptions, SpeechChecks
 from voxdistill.distill.batches import count_label_sources
 from voxdistill.distill.checkpoint import (
     TrainerState, checkpoint_dir, complete_checkpoints, load_checkpoint, load_weights, prune_checkpoints,
@@ -359,13 +359,16 @@ class Trainer:
         return wer
 
     def dev_wer(self, model: torch.nn.Module) -> float:
-        """WER of ``model`` on the dev manifest, decoded as ``eval`` says, English-normalised."""
+        """WER of ``model`` on the dev manifest, decoded as ``eval`` says, English-normalised. The checks
+        on each window apply as in ``evaluate``, but for the temperature fallback: a student early in
+        training doubts most clips, and resampling them all would multiply the cost of each dev pass."""
         e = self.config.eval
         training = model.training
         model.eval()
         refs, hyps = [], []
         for utt, text in transcribe_manifest(self._recogniser_of(model), self.config.data.dev_manifest,
-                                             DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size)):
+                                             DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size,
+                                                             checks=SpeechChecks(temperatures=()))):
             refs.append(utt.text or "")
             hyps.append(text)
             if e.max_utterances and len(refs) >= e.max_utterances:

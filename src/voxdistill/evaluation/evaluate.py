@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, describe
 from voxdistill.scoring.metrics import EditCounts, char_edits, error_rate, loops, word_edits
-from voxdistill.transcribe import DecodingOptions, transcribe_audio
+from voxdistill.transcribe import DecodingOptions, transcribe_checked
 
 TRANSCRIPTS_FILE = "transcripts.jsonl"
 
@@ -142,10 +143,10 @@ class Evaluation:
         self.models = models
         self.settings = settings
         options = settings.decoding
-        batch_1 = DecodingOptions(**{**asdict(options), "batch_size": 1})
-        self.runners = {label: (lambda audios, w=w, o=options: transcribe_audio(w, audios, o))
+        batch_1 = replace(options, batch_size=1)
+        self.runners = {label: (lambda audios, w=w, o=options: transcribe_checked(w, audios, o))
                         for label, w in models.items()}
-        self.single = {label: (lambda audios, w=w, o=batch_1: transcribe_audio(w, audios, o))
+        self.single = {label: (lambda audios, w=w, o=batch_1: transcribe_checked(w, audios, o))
                        for label, w in models.items()}
         self.turn = 0
         self.warm = False
@@ -154,6 +155,7 @@ class Evaluation:
         self.drift: dict[str, dict[str, Tally]] = {m: {} for m in models if m != self.first}
         self.throughput: dict[str, dict[str, Timings]] = {m: {} for m in models}
         self.latency: dict[str, dict[str, Timings]] = {m: {} for m in models}
+        self.decisions: dict[str, dict[str, Counter]] = {m: {} for m in models}  # per set, how the checks decided
 
     def _warm_up(self, audios: list) -> None:
         clips = audios[: self.settings.warmup_clips]
@@ -172,6 +174,7 @@ class Evaluation:
                 self.drift[label][name] = Tally()
             self.throughput[label][name] = Timings()
             self.latency[label][name] = Timings()
+            self.decisions[label][name] = Counter()
         utterances = read_manifest(manifest)
         latency_clips: list = []  # the set's first clips, timed one by one after the accuracy pass
         bar = tqdm(desc=f"evaluate {name}", unit="utt", disable=not progress)
@@ -184,17 +187,20 @@ class Evaluation:
                 self._warm_up(audios)
                 self.warm = True
             latency_clips += audios[: self.settings.latency_clips - len(latency_clips)]
-            texts = time_interleaved(self.runners, audios, self.throughput_of(name), self.turn)
+            outputs = time_interleaved(self.runners, audios, self.throughput_of(name), self.turn)
             self.turn += 1
             for i, utt in enumerate(batch):
+                texts = {label: outputs[label][i].text for label in self.models}
                 for label in self.models:
                     groups = self.tallies[label][name]
-                    groups.setdefault(utt.domain, Tally()).add(utt.text, texts[label][i])
+                    groups.setdefault(utt.domain, Tally()).add(utt.text, texts[label])
                     if label != self.first:
-                        self.drift[label][name].add(texts[self.first][i], texts[label][i])
+                        self.drift[label][name].add(texts[self.first], texts[label])
+                    self.decisions[label][name].update(outputs[label][i].decisions)
                 transcripts.write(json.dumps({
                     "set": name, "id": utt.id, "domain": utt.domain, "reference": utt.text,
-                    "duration": utt.duration, "hypotheses": {label: texts[label][i] for label in self.models},
+                    "duration": utt.duration, "hypotheses": texts,
+                    "decisions": {label: outputs[label][i].decisions for label in self.models},
                 }, ensure_ascii=False) + "\n")
             bar.update(len(batch))
         bar.close()
@@ -220,7 +226,8 @@ class Evaluation:
             domains = {str(d): {k: v for k, v in t.scores().items() if k in ("n", "wer", "cer")}
                        for d, t in sorted(groups.items(), key=lambda kv: str(kv[0])) if d is not None}
             sets[name] = total.scores() | speed_scores(self.latency[label][name], self.throughput[label][name]) \
-                | {"domains": domains} | self._drift(label, name, all_drift)
+                | {"domains": domains, "decisions": dict(sorted(self.decisions[label][name].items()))} \
+                | self._drift(label, name, all_drift)
         folder = recogniser.folder
         role = "student" if folder is not None and (Path(folder) / STUDENT_FILE).is_file() else "teacher"
         return {

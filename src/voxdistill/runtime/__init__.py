@@ -109,6 +109,7 @@ class Recogniser(Protocol):
     folder: Path | None  # the folder the runtime loaded; its weight files are the model's size on disk
     feature_extractor: Any  # the model's own WhisperFeatureExtractor: its window, its log-mel
     tokenizer: Any  # the model's WhisperTokenizer
+    scores_transcripts: bool  # whether `decode_scored` gives Whisper's confidence signals (`runtime.checks`)
 
     @property
     def multilingual(self) -> bool: ...

@@ -32,7 +32,7 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
 from voxdistill.data.dataset import clip_pad_step, log_mel
-from voxdistill.decoding import Decoded
+from voxdistill.decoding import SAMPLING_SEED, Decoded
 from voxdistill.errors import ModelLoadError
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.formats.ctranslate2 import ct2_folder_for
@@ -48,6 +48,8 @@ DECODER_POSITIONS = 448
 class CT2Recogniser:
     """A CTranslate2 Whisper folder behind the `Recogniser` interface. Encoded values are
     ``ctranslate2.StorageView`` encoder outputs on the CPU."""
+
+    scores_transcripts = True
 
     def __init__(self, folder: Path, source: str, compute_type: str, threads: int):
         self.folder = Path(folder)
@@ -127,9 +129,12 @@ class CT2Recogniser:
     def _generate(self, encoded: ctranslate2.StorageView, options, audio_seconds: float, **returns) -> list:
         prompt = self.prompt(options.language)
         steps = options.token_budget(audio_seconds)
-        return self.model.generate(encoded, [prompt] * encoded.shape[0], beam_size=options.num_beams,
-                                   max_length=_max_length(prompt, steps), suppress_tokens=[-1],
-                                   suppress_blank=True, **returns)
+        search = {"beam_size": options.num_beams}
+        if options.sampling:  # one candidate drawn from the whole distribution, as faster-whisper's fallback
+            ctranslate2.set_random_seed(SAMPLING_SEED)
+            search = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": options.temperature}
+        return self.model.generate(encoded, [prompt] * encoded.shape[0], max_length=_max_length(prompt, steps),
+                                   suppress_tokens=[-1], suppress_blank=True, **search, **returns)
 
     def _text_only(self, ids: list[int]) -> list[int]:
         """CTranslate2 leaves the prompt and end-of-text out; timestamps are dropped as in torch."""

@@ -46,6 +46,8 @@ class CTCRecogniser:
     """What both runtimes share. A runtime supplies `_logits` and ``_reference``: (sha256 of the
     float32 weights, parameter count)."""
 
+    scores_transcripts = False  # characters from one forward pass: no no-speech token, no loop to fall back from
+
     def __init__(self, folder: Path | None, source: str, runtime: Runtime, config: CTCConfig, feature_extractor):
         self.folder: Path | None = folder
         self.source = source

@@ -26,6 +26,8 @@ class TorchRecogniser:
     (`models.quantize`); the fingerprint and parameter count are those of the float32 weights, the
     fingerprint naming the runtime."""
 
+    scores_transcripts = True
+
     def __init__(self, whisper: Whisper, compute_type: str = "float32"):
         self.runtime = Runtime("torch", compute_type)
         self._parameters = sum(p.numel() for p in whisper.model.parameters())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,13 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], normal
 
 def char_error_rate(references: Sequence[str], hypotheses: Sequence[str], normalize=normalize_english) -> float:
     return error_rate(char_edits(references, hypotheses, normalize))
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 bytes of ``text`` over bytes of their zlib compression, as Whisper computes it: a
+    transcript stuck in a loop compresses well."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 def repeated_ngrams(words: Sequence[str], n: int = 3) -> int:

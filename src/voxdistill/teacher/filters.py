@@ -7,16 +7,18 @@ Every pseudo-label record holds four signals (`SIGNALS`): the teacher's ``avg_lo
 `LabelFilters` turns them into drop reasons with the rules and defaults of Whisper's own
 transcriber (``whisper.transcribe``), where a window that fails them is decoded again at a higher
 temperature or, for the no-speech rule, skipped as silence; a pseudo-labeller has no second try, so
-it drops the utterance. They read only the record, so other thresholds need no relabelling.
+it drops the utterance. They read only the record, so other thresholds need no relabelling, with one
+exception: the labeller asks Silero VAD about a clip only when its no-speech probability is above the
+no-speech threshold of the labelling run (the record's ``vad_speech``), so a lower threshold later
+finds no VAD verdict on the clips between the two and judges them by Whisper's rule alone.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.scoring.metrics import basic_normalize, repeated_ngrams
+from voxdistill.scoring.metrics import basic_normalize, compression_ratio, repeated_ngrams
 from voxdistill.scoring.normalize import normalize_english
 
 SIGNALS = ("avg_logprob", "no_speech_prob", "compression_ratio", "repeated_ngrams")
@@ -25,13 +27,6 @@ REASONS = ("empty", "compression_ratio", "repeated_ngrams", "avg_logprob", "no_s
 
 class LabelFilterError(VoxdistillError):
     """A filter threshold outside the range of its signal."""
-
-
-def compression_ratio(text: str) -> float:
-    """UTF-8 bytes of ``text`` over bytes of their zlib compression, as Whisper computes it: a
-    transcript stuck in a loop compresses well."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data))
 
 
 def label_signals(text: str, avg_logprob: float, no_speech_prob: float) -> dict:
@@ -48,7 +43,8 @@ class LabelFilters:
     compression_ratio_threshold: float | None = 2.4  # above: a loop (Whisper's default)
     logprob_threshold: float | None = -1.0  # avg_logprob below: the teacher unsure of it (Whisper's default)
     # no_speech_prob above, and avg_logprob not above logprob_threshold (alone when that is None): no
-    # speech, Whisper's silence rule and default.
+    # speech, Whisper's silence rule and default. Above it and confident: no speech when Silero VAD,
+    # which the labeller runs on such clips (the record's ``vad_speech``), heard none.
     no_speech_threshold: float | None = 0.6
     # The no-speech rule without its log-probability condition: also drops what the teacher hears in
     # silence with confidence (tiny.en: "you" at avg_logprob -0.4 on digital silence).
@@ -82,6 +78,7 @@ class LabelFilters:
                      and record["avg_logprob"] > self.logprob_threshold)
         if self.logprob_threshold is not None and record["avg_logprob"] < self.logprob_threshold:
             failed.append("avg_logprob")
-        if self.no_speech_threshold is not None and record["no_speech_prob"] > self.no_speech_threshold and not confident:
+        doubted = self.no_speech_threshold is not None and record["no_speech_prob"] > self.no_speech_threshold
+        if doubted and (not confident or record.get("vad_speech") is False):
             failed.append("no_speech")
         return failed

@@ -13,7 +13,9 @@ Layout of an output folder:
     dropped.jsonl               utterances the filters dropped, with their ``drop_reasons``
     metadata.json               fingerprint, decoding and preprocessing settings, filters, counts
 
-Every record holds the teacher's confidence signals (`teacher.filters.SIGNALS`). The filters are
+Every record holds the teacher's confidence signals (`teacher.filters.SIGNALS`) and, where its
+no-speech probability is above the filters' threshold, Silero VAD's verdict on the clip
+(``vad_speech``: the decision that a transcript the teacher is sure of is of silence). The filters are
 applied when the shards are merged, from those records: an utterance with a reference is judged by
 its WER (``wer_threshold``), one without by the reference-free `LabelFilters`. So the filter settings
 are not part of the run's identity: the same command with other thresholds merges the finished
@@ -41,10 +43,12 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
+from voxdistill.config import to_dict
 from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
@@ -53,6 +57,7 @@ from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import window_positions
 from voxdistill.runtime import Recogniser, Runtime, by_padded_length, text_of, window_seconds
+from voxdistill.runtime.checks import holds_speech
 from voxdistill.runtime.loading import as_recogniser, load_whisper_recogniser
 from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
@@ -122,7 +127,7 @@ def _barrier(world_size: int) -> None:
 def run_identity(config: PseudoLabelConfig, teacher: Recogniser) -> dict:
     return {
         "teacher_fingerprint": teacher.fingerprint.digest,
-        "decoding": asdict(config.decoding) | {"batch_size": None},  # batch size changes no output
+        "decoding": to_dict(config.decoding) | {"batch_size": None},  # batch size changes no output
         "top_k": config.top_k,
         "streams": list(STREAMS),  # the cached row streams (teacher.topk)
         "signals": list(SIGNALS),  # what each record holds for the filters (teacher.filters)
@@ -249,7 +254,7 @@ def _label_shard(teacher: Recogniser, chunk: list[Utterance], config: PseudoLabe
                                  config.encoder_positions)
             for i, (utt, transcript) in enumerate(zip(batch, labels.transcripts)):
                 records[utt.id] = _label_record(utt, text_of(teacher, transcript.tokens), transcript,
-                                                labels.reference_tokens[i])
+                                                labels.reference_tokens[i]) | _vad_signal(audios[i], transcript, config)
                 outputs[utt.id] = (labels.topk[i] if labels.topk else None, labels.reference_topk[i],
                                    None if labels.encoder_states is None else labels.encoder_states[i])
             progress.update(len(batch), sum(len(a) for a in audios) / SAMPLE_RATE)
@@ -288,6 +293,16 @@ def _label_record(utt: Utterance, text: str, transcript: Decoded, reference_toke
     if utt.text is not None:
         record["pseudo_label_wer"] = round(word_error_rate([utt.text], [text]), 4)
     return record | label_signals(text, transcript.avg_logprob, transcript.no_speech_prob)
+
+
+def _vad_signal(audio: np.ndarray, transcript: Decoded, config: PseudoLabelConfig) -> dict:
+    """``vad_speech``: whether Silero VAD hears speech in a clip whose no-speech probability is above
+    the filters' threshold (the filters drop it as no speech when VAD hears none); {} for the others,
+    which VAD need not hear."""
+    threshold = config.filters.no_speech_threshold
+    if not config.decoding.checks.vad or threshold is None or transcript.no_speech_prob <= threshold:
+        return {}
+    return {"vad_speech": holds_speech(audio, config.decoding.checks.vad_threshold)}
 
 
 def drop_reasons(record: dict, config: PseudoLabelConfig) -> list[str]:
