@@ -4,6 +4,7 @@ folder that still loads in a transformers pipeline."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,49 @@ def test_unknown_student_or_folder_is_a_typed_error(tmp_path, student_run):
     assert isinstance(caught.value, VoxdistillError)
     with pytest.raises(ModelCardError, match="not a Hugging Face model folder"):
         write_model_card(tmp_path, metrics_dict(), "askd")
+
+
+# A label and a set name that would be a script, a table column and a link if written raw, and a
+# formula matplotlib cannot parse.
+HOSTILE_LABEL = "<script>alert(1)</script>|[x](http://e)"
+HOSTILE_SET = "set <img src=x onerror=alert(2)> | `tick` $\\frac$"  # a file name: no slash
+
+
+def test_users_text_is_shown_as_written_in_cards_reports_and_exports(student_run, tiny_random_whisper, speech_dir,
+                                                                      tmp_path):
+    """Issue 22 item 7, through the real commands: `evaluate --card`, `report` and `export`."""
+    from markdown_it import MarkdownIt
+
+    from tests.test_pseudo_label import speech_manifest
+    from tests.test_reliability_inputs import voxdistill
+
+    manifest = speech_manifest(speech_dir, tmp_path / f"{HOSTILE_SET}.jsonl")
+    metrics = tmp_path / "eval" / "metrics.json"
+    student = student_run / "model"
+    evaluated = voxdistill("evaluate", "--model", tiny_random_whisper, "--model", student, "--label", "teacher",
+                           "--label", HOSTILE_LABEL, "--manifest", manifest, "--out", metrics, "--latency-clips", "0",
+                           "--warmup", "0", "--max-new-tokens", "8", "--card")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = tmp_path / "report.html"
+    reported = voxdistill("report", metrics, "--out", report)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    exported = voxdistill("export", student, "--format", "hf", "--out", tmp_path / "exported")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+
+    # As GitHub and the hub render Markdown (CommonMark with tables, raw HTML allowed): no tag, link
+    # or extra column comes from the user's text, which reads as written.
+    markdown = MarkdownIt("commonmark").enable("table")
+    for card in (student / "README.md", tmp_path / "exported" / "README.md"):
+        text = card.read_text()
+        assert HOSTILE_LABEL not in text and HOSTILE_SET not in text
+        page = markdown.render(text)
+        assert "<script" not in page and "<img" not in page and "<a " not in page, page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;|[x](http://e)" in page
+    card = markdown.render((student / "README.md").read_text())
+    assert "<td>set &lt;img src=x onerror=alert(2)&gt; | `tick` $\\frac$</td>" in card
+    header = next(line for line in (student / "README.md").read_text().splitlines() if line.startswith("| Test set"))
+    assert len(re.findall(r"(?<!\\)\|", header)) == 10  # nine columns, whatever the labels hold
+
+    page = report.read_text()
+    assert HOSTILE_LABEL not in page and "<img" not in page and "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;|[x](http://e)" in page

@@ -87,8 +87,10 @@ def assert_rows_are_a_fresh_teacher_forced_pass(teacher, audio_path, tokens: lis
     log_probs = torch.log_softmax(logits, -1)[len(prompt) - 1 : len(prompt) + len(tokens)]
     # Stored as float16: 2^-11 relative, plus batch-vs-single float32 noise.
     torch.testing.assert_close(cached.log_probs, log_probs.gather(-1, cached.ids.long()), rtol=1e-3, atol=2e-3)
-    # ...and they are the top k of the fresh distribution, best first.
-    assert torch.equal(cached.ids[:, 0].long(), log_probs.argmax(-1))
+    # ...and they are the top k of the fresh distribution, best first: the cached best is the fresh best,
+    # or ties it within the tolerance above (the batch differs, so its arithmetic may).
+    best = log_probs.gather(-1, cached.ids[:, :1].long()).squeeze(-1)
+    assert (best >= log_probs.max(-1).values - 2e-3).all()
     assert (torch.diff(cached.log_probs, dim=-1) <= 0).all()
 
 

@@ -302,7 +302,9 @@ def test_window_student_keeps_the_first_positions_and_pads_to_its_window(tmp_pat
     clip = load_audio(speech_dir / "fox.wav")
     student_features, teacher_features = log_mel(windowed, [clip]), log_mel(teacher, [clip])
     assert student_features.shape == (1, 80, 1000)
-    assert torch.equal(student_features, teacher_features[..., :1000])
+    # 1000 frames against 3000: other matrix shapes, which a CPU's kernels may sum in another order;
+    # a shifted frame or other padding is off by far more than the tolerance.
+    torch.testing.assert_close(student_features, teacher_features[..., :1000], rtol=0, atol=1e-5)
     # Audio longer than the window is planned in chunks of at most the model's window, and their
     # transcripts are merged.
     from voxdistill.long_audio import merge_transcripts, plan_chunks

@@ -29,7 +29,7 @@ from voxdistill.data.manifest import concatenate_manifests, read_manifest
 from voxdistill.data.real_speech import REAL_PRESETS, RealSpeechPreset, build_real_speech
 from voxdistill.data.real_speech import TEST_SETS as REAL_TEST_SETS
 from voxdistill.distill.config import DistillConfig
-from voxdistill.errors import VoxdistillError
+from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
 from voxdistill.evaluation.report_inputs import format_ms, format_percent, format_ratio, runtime_name, speedup
@@ -163,8 +163,13 @@ class PipelineConfig:
         return (self.seed,) if self.seeds is None else tuple(self.seeds)
 
 
+RESUME_PIPELINE = "run the same command to reuse the finished stages and resume the stopped one"
+
+
 class Stages:
-    """Numbered stage headers and their wall-clock times, printed as the pipeline goes."""
+    """Numbered stage headers and their wall-clock times, printed as the pipeline goes. Ctrl-C or
+    SIGTERM in a stage stops with `errors.Interrupted`, saying which stages are finished and what
+    the stopped one kept."""
 
     def __init__(self, total: int, say: Callable[[str], None]):
         self.total, self.say = total, say
@@ -175,9 +180,17 @@ class Stages:
         self.number += 1
         self.say(f"[{self.number}/{self.total}] {name}")
         start = time.perf_counter()
-        note = work()
+        with kept_on_interrupt(lambda: self.stopped_in(name), RESUME_PIPELINE):
+            note = work()
         self.seconds[name] = time.perf_counter() - start
         self.say(f"      {note + '; ' if note else ''}{self.seconds[name]:.0f} s")
+
+    def stopped_in(self, name: str) -> str:
+        """What an interruption in stage ``name`` leaves: the stages before it, finished."""
+        done = self.number - 1
+        finished = ("no stage is finished" if done == 0 else f"stage 1 of {self.total} is finished" if done == 1
+                    else f"stages 1–{done} of {self.total} are finished")
+        return f"{finished}; stage {self.number} ({name}) stopped"
 
 
 def student_folder(config: PipelineConfig, recipe: str) -> Path:

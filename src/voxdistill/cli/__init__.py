@@ -3,19 +3,23 @@
 Every command (or command group) is one module of this package: its ``register(subparsers)``
 declares its options, taking the groups several commands share from `options`, and each action is
 one function ``run...(args) -> int`` that calls one library function. Errors voxdistill raises on
-purpose (``VoxdistillError``) print as one line on stderr and exit with status 2.
+purpose (``VoxdistillError``) print as one line on stderr and exit with status 2. Ctrl-C and
+SIGTERM print one line too, saying what was kept and how to resume (`errors.Interrupted`, which the
+long-running library functions raise), and exit 128 + the signal's number: 130 for Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
+from contextlib import contextmanager
 
 from voxdistill import __version__
 from voxdistill.cli import corpus, distill, evaluate, export, model, pipeline, prune, pseudo_label, report
 from voxdistill.cli import student, transcribe
-from voxdistill.errors import VoxdistillError
+from voxdistill.errors import Interrupted, Terminated, VoxdistillError
 
 EXIT_USAGE = 2
 
@@ -40,18 +44,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM stops a command as Ctrl-C does (as `errors.Terminated`), for the time of the command."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from voxdistill.audio import AudioConversionWarning
     from voxdistill.console import quiet_transformers
 
     quiet_transformers()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_interrupts():
         # Every file that is converted on load is reported, even when many share a call site.
         warnings.simplefilter("always", AudioConversionWarning)
         warnings.showwarning = _show_warning
         try:
             return args.func(args)
+        except KeyboardInterrupt as stop:  # a command that keeps no account of its work, or before work began
+            return _interrupted(Interrupted.by(stop, f"voxdistill {args.command} stopped before it finished",
+                                               "run the same command again"))
+        except Interrupted as stop:
+            return _interrupted(stop)
         except VoxdistillError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
+
+
+def _interrupted(stop: Interrupted) -> int:
+    """One line, the last, and the shell's status for the signal."""
+    from voxdistill.console import close_progress_bars
+
+    close_progress_bars()
+    print(stop, file=sys.stderr)
+    return 128 + stop.signum

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -37,16 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(resolved_config_yaml(DistillConfig, args.config, args.set), end="")
         return 0
-    from voxdistill.distill.trainer import TrainingInterrupted
     from voxdistill.families import distill
 
     config = load_config(DistillConfig, args.config, args.set)
-    try:
-        result = distill(config, steps_this_run=args.steps_this_run, allow_config_change=args.allow_config_change)
-    except TrainingInterrupted as stop:
-        # Stopped by a signal, after a checkpoint: the shell's status for that signal, not 2.
-        print(f"error: {stop}", file=sys.stderr)
-        return 128 + stop.signum
+    result = distill(config, steps_this_run=args.steps_this_run, allow_config_change=args.allow_config_change)
     best = "" if result.state.best_wer is None else \
         f"; best dev WER {result.state.best_wer:.1%} at step {result.state.best_step}"
     print(f"{result.state.step} steps -> {result.last_checkpoint}{best}")

@@ -53,7 +53,7 @@ from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, 
 from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.losses import LossParts, LossWeights
 from voxdistill.distill.run_log import RunLog
-from voxdistill.errors import VoxdistillError
+from voxdistill.errors import Interrupted, VoxdistillError
 from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.student import STUDENT_FILE
@@ -65,12 +65,11 @@ class NonFiniteError(VoxdistillError):
     """The loss or gradient norm is NaN or infinite; the step was not applied."""
 
 
-class TrainingInterrupted(VoxdistillError):
+class TrainingInterrupted(Interrupted):
     """SIGINT or SIGTERM arrived; a checkpoint of the finished step was written."""
 
-    def __init__(self, signum: int, checkpoint: Path):
-        self.signum = signum
-        super().__init__(f"stopped by signal {signum} after saving {checkpoint}; run the same command to resume")
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        super().__init__(f"the run stopped after step {step}, saved in {checkpoint}", signum=signum)
 
 
 def lr_factor(step: int, warmup_steps: int, max_steps: int, schedule: str, min_ratio: float) -> float:
@@ -443,7 +442,7 @@ class Trainer:
                 if stop.signum is not None and not done:
                     bar.close()
                     self.log.close()
-                    raise TrainingInterrupted(stop.signum, last)
+                    raise TrainingInterrupted(stop.signum, self.state.step, last)
         bar.close()
         self.log.close()
         if self.state.step == c.optim.max_steps:

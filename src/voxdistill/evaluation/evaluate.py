@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from voxdistill.audio import load_audio
 from voxdistill.data.manifest import read_manifest, scan_manifest
-from voxdistill.errors import VoxdistillError
+from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
 from voxdistill.families import family_of, load_recogniser
 from voxdistill.files import write_text_atomic
@@ -267,7 +267,14 @@ def ratios(reference: dict, other: dict) -> dict:
 def evaluate(models: list[str], manifests: list[Path], out: Path, settings: EvalSettings = EvalSettings(),
              labels: list[str] | None = None, progress: bool = True) -> dict:
     """Evaluate ``models`` (the first is the reference of the ratios, usually the teacher) on every
-    manifest; write ``out`` (JSON) and ``transcripts.jsonl`` beside it; return the JSON's content."""
+    manifest; write ``out`` (JSON) and ``transcripts.jsonl`` beside it; return the JSON's content.
+    Ctrl-C or SIGTERM stops it with `errors.Interrupted`, having written neither."""
+    with kept_on_interrupt(lambda: _nothing_kept(Path(out)), RESUME_EVALUATION):
+        return _evaluate(models, manifests, out, settings, labels, progress)
+
+
+def _evaluate(models: list[str], manifests: list[Path], out: Path, settings: EvalSettings,
+              labels: list[str] | None, progress: bool) -> dict:
     manifests = [Path(m) for m in manifests]
     _check_manifests(manifests)
     labels = _unique_labels(models, labels)
@@ -283,9 +290,13 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     out.parent.mkdir(parents=True, exist_ok=True)
     transcripts_path = out.parent / TRANSCRIPTS_FILE
     tmp = transcripts_path.with_name(f".{TRANSCRIPTS_FILE}.tmp")
-    with tmp.open("w", encoding="utf-8") as transcripts:
-        for manifest in manifests:
-            evaluation.run_set(manifest, transcripts, progress)
+    try:
+        with tmp.open("w", encoding="utf-8") as transcripts:
+            for manifest in manifests:
+                evaluation.run_set(manifest, transcripts, progress)
+    except BaseException:  # Ctrl-C too: no partial transcripts are left behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, transcripts_path)
 
     records = [evaluation.record(label, source) for label, source in zip(labels, models)]
@@ -306,6 +317,13 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     return result
+
+
+RESUME_EVALUATION = "run the same command to evaluate from the start"
+
+
+def _nothing_kept(out: Path) -> str:
+    return f"an evaluation keeps no partial results: {out} and the transcripts beside it are as they were before it"
 
 
 def runtime_description(runtime: Runtime) -> dict:

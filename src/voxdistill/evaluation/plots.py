@@ -25,6 +25,8 @@ _STYLE = {
     "font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.color": "#e5e7eb", "grid.linewidth": 0.6, "axes.axisbelow": True,
     "legend.frameon": False, "legend.fontsize": 8,
+    # Labels are users' text, drawn as written: "$" starts no formula (an unmatched one would fail).
+    "text.parse_math": False,
 }
 # Applied to each plotting function as a whole: matplotlib reads most settings when an artist is
 # made (a title, a line, a legend), not when the figure is.

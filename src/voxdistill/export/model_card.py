@@ -78,8 +78,16 @@ def _front_matter(teacher: str) -> str:
     return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n"
 
 
-def _cell(value) -> str:
-    return str(value).replace("|", "\\|")
+# What can start Markdown, or GitHub's and the hub's extensions (tables, strikethrough, maths), in the
+# middle of a line; CommonMark lets a backslash make any of them literal. An underscore between
+# letters or digits starts no emphasis, so file names keep theirs bare.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>|&$~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def markdown_text(value) -> str:
+    """``value``, text from users (a label, a set name, a path), as literal Markdown text: shown as
+    written, never as a link, an HTML tag or a table column, in a heading, a paragraph or a table cell."""
+    return _MARKDOWN_SPECIAL.sub(lambda special: "\\" + special.group(0), " ".join(str(value).splitlines()))
 
 
 def _about(label: str, teacher: str, student: Mapping, reference: Mapping, provenance: Mapping, kind: str) -> str:
@@ -104,8 +112,9 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
         layers += (f" It reads audio in {window['student']}-second windows (the teacher: {window['teacher']} s), "
                    f"so shorter clips cost its encoder less; longer audio is cut into windows.")
     made = "distilled" if provenance.get("distilled") else "built, not yet trained,"
-    return (f"# {label}\n\n`{label}` is an English speech-recognition model: a {kind} {made} "
-            f"from the teacher `{teacher}` with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
+    label, teacher = markdown_text(label), markdown_text(teacher)
+    return (f"# {label}\n\n{label} is an English speech-recognition model: a {kind} {made} "
+            f"from the teacher {teacher} with voxdistill, to transcribe faster on a CPU.{layers}{size}\n")
 
 
 def _how_it_was_made(model_dir: Path, provenance: Mapping) -> str:
@@ -120,7 +129,7 @@ def _how_it_was_made(model_dir: Path, provenance: Mapping) -> str:
     source = provenance.get("teacher", {})
     lines = [
         "## How it was made\n",
-        f"**Initialisation.** Every weight comes from the teacher `{source.get('source', '?')}` (fingerprint "
+        f"**Initialisation.** Every weight comes from the teacher {markdown_text(source.get('source', '?'))} (fingerprint "
         f"`{source.get('fingerprint', '?')}`), none is random: student layer *i* is a copy of the teacher "
         f"layer listed *i*-th below.\n",
         "| | teacher | student | teacher layers kept |", "|---|---|---|---|", *rows, "",
@@ -131,14 +140,14 @@ def _how_it_was_made(model_dir: Path, provenance: Mapping) -> str:
         lines.append("\n**Distillation.** None recorded: these are the initial weights, not yet trained.\n")
         return "\n".join(lines)
     lines.append(f"\n**Distillation.** {distilled.get('steps', '?')} optimizer steps in the run "
-                 f"`{distilled.get('run', '?')}`, teacher mode `{distilled.get('teacher_mode', '?')}` "
+                 f"{markdown_text(distilled.get('run', '?'))}, teacher mode `{distilled.get('teacher_mode', '?')}` "
                  f"(teacher fingerprint `{distilled.get('teacher_fingerprint', '?')}`).\n")
     config_path = _run_config(model_dir, distilled)
     if config_path is None:
         lines.append("The run's `config.yaml` was not found, so its settings are not listed here.\n")
     else:
         config = yaml.safe_load(config_path.read_text()) or {}
-        lines += [f"- **{name}**: {value}" for name, value in config_summary(config)]
+        lines += [f"- **{name}**: {markdown_text(value)}" for name, value in config_summary(config)]
         lines.append("")
     return "\n".join(lines)
 
@@ -156,12 +165,12 @@ def _run_config(model_dir: Path, distilled: Mapping) -> Path | None:
 
 def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
     s, t = student["model"], reference["model"]
-    cs, ct = _cell(s), _cell(t)
+    cs, ct = markdown_text(s), markdown_text(t)
     head = (f"| Test set | n | WER {cs} | WER {ct} | drift from {ct} | CER {cs} | CER {ct} | latency p50 {cs} "
             f"| latency p50 {ct} |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     rows = []
     for name in dict.fromkeys([*reference.get("sets", {}), *student.get("sets", {})]):
-        rows.append(_evaluation_row(name, set_stats(student, name), set_stats(reference, name)))
+        rows.append(_evaluation_row(markdown_text(name), set_stats(student, name), set_stats(reference, name)))
     if student.get("overall") and reference.get("overall"):
         rows.append(_evaluation_row("**all sets**", student["overall"], reference["overall"]))
     ratios = metrics.get("ratios", {}).get(s, {})
@@ -172,13 +181,13 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
                   ("parameters", format_ratio(ratios.get("parameters"))),
                   ("size on disk", format_ratio(ratios.get("disk_bytes"))),
                   ("WER", format_ratio(ratios.get("wer")))]
-    decoding = ", ".join(f"{key}={value}" for key, value in metrics.get("decoding", {}).items())
+    decoding = markdown_text(", ".join(f"{key}={value}" for key, value in metrics.get("decoding", {}).items()))
     student_runtime, teacher_runtime = model_runtime(metrics, student), model_runtime(metrics, reference)
     runs_in = (f"both run in {student_runtime}" if student_runtime == teacher_runtime else
                f"the student run in {student_runtime}, the teacher in {teacher_runtime}")
     return "\n".join([
         "## Evaluation\n",
-        f"Measured by `voxdistill evaluate` against the teacher `{t}` with the same decoding for both "
+        f"Measured by `voxdistill evaluate` against the teacher {ct} with the same decoding for both "
         f"({decoding or 'settings not recorded'}), {runs_in}. "
         f"WER and CER are corpus-level, after English text "
         f"normalisation; drift is the WER of the student's transcripts scored against the teacher's "
@@ -211,8 +220,9 @@ def _by_runtime(evaluations: Sequence[Mapping], label: str) -> str:
 
 
 def _evaluation_row(name: str, student: Mapping, reference: Mapping) -> str:
+    """A table row; ``name`` is Markdown."""
     n = student.get("n", reference.get("n", "–"))
-    return (f"| {_cell(name)} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
+    return (f"| {name} | {n} | {format_percent(student.get('wer'))} | {format_percent(reference.get('wer'))} "
             f"| {format_percent(student.get('drift_wer'))} | {format_percent(student.get('cer'))} | {format_percent(reference.get('cer'))} "
             f"| {format_ms(student.get('latency_ms_p50'))} | {format_ms(reference.get('latency_ms_p50'))} |")
 
@@ -257,8 +267,8 @@ def write_export_card(folder: Path, export: Mapping, usage: str, source_card: Pa
             else "a Hugging Face Whisper folder (float32 safetensors)")
     sections = [
         f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n",
-        f"# {Path(location).name}\n\n"
-        f"`{_cell(export['source'])}` exported by voxdistill as {what}; it reads audio in "
+        f"# {markdown_text(Path(location).name)}\n\n"
+        f"{markdown_text(export['source'])} exported by voxdistill as {what}; it reads audio in "
         f"{export['window_seconds']}-second windows"
         + (f", each clip padded only to the next {export['pad_step_seconds']:g} s." if export.get("pad_step_seconds")
            else ".") + "\n",

@@ -5,6 +5,8 @@ an ONNX folder (`formats.onnx`)."""
 
 from __future__ import annotations
 
+import shlex
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,6 +57,7 @@ class CTCFamily(StudentFamily):
         return f"CTC student (teacher encoder layers under a {provenance.get('head', '?')} head over characters)"
 
     def card_usage(self, model_dir: Path) -> str:
+        model_dir = shlex.quote(str(model_dir))
         return (
             "## How to use\n\n"
             "A CTC student: the teacher's encoder layers and a CTC head over characters, decoded greedily "

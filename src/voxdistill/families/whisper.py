@@ -5,6 +5,8 @@ is exported as a Hugging Face or CTranslate2 folder (`formats.ctranslate2`)."""
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,7 +49,7 @@ class WhisperFamily(StudentFamily):
         return (
             "## How to use\n\n"
             "```python\nfrom transformers import pipeline\n\n"
-            f'asr = pipeline("automatic-speech-recognition", model="{model_dir}")\n'
+            f'asr = pipeline("automatic-speech-recognition", model={json.dumps(str(model_dir))})\n'
             'print(asr("speech.wav")["text"])\n```\n\n'
             "The folder is a standard Whisper checkpoint: `WhisperForConditionalGeneration.from_pretrained` "
             "and `WhisperProcessor.from_pretrained` load it as well.\n"

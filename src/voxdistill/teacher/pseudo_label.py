@@ -23,7 +23,8 @@ shards again, without relabelling.
 
 Work is committed shard by shard: the safetensors file first, then the jsonl, each written under a
 temporary name and renamed, so a shard's jsonl is its completion marker. A killed run started again
-with the same arguments skips finished shards; every utterance ends up exactly once.
+with the same arguments skips finished shards; every utterance ends up exactly once. Ctrl-C or
+SIGTERM stops with `errors.Interrupted`, saying how many shards are committed.
 
 Under ``accelerate launch`` or ``torchrun`` (``RANK``/``WORLD_SIZE`` set), process r takes the shards
 with index ≡ r (mod world size); rank 0 merges once all are done.
@@ -36,6 +37,7 @@ another teacher's than the PyTorch run of the same weights.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -52,7 +54,7 @@ from voxdistill.config import to_dict
 from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
 from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
-from voxdistill.errors import AudioError, VoxdistillError
+from voxdistill.errors import AudioError, VoxdistillError, kept_on_interrupt
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import window_positions
@@ -317,7 +319,8 @@ def drop_reasons(record: dict, config: PseudoLabelConfig) -> list[str]:
 def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
     """Label every utterance of ``config.manifest`` into ``config.out`` (resuming a killed run).
     Returns the summary on rank 0 and None on other ranks."""
-    scan_manifest(config.manifest)  # a bad line, a repeated id or no utterance fails before the teacher loads
+    # A bad line, a repeated id or no utterance fails before the teacher loads.
+    utterances = scan_manifest(config.manifest).utterances
     rank, world_size = distributed_rank()
     teacher = load_whisper_recogniser(config.teacher, config.runtime)
     if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
@@ -329,32 +332,45 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     identity = run_identity(config, teacher)
     _claim_output(config, identity, rank, world_size)
 
-    manifest_dir = config.manifest.parent
     bar = _Progress(f"pseudo-label (rank {rank})" if world_size > 1 else "pseudo-label", progress)
-    bad_audio: list[str] = []
-    for index, chunk in shards_of(config.manifest, config.shard_size):
-        jsonl_path, topk_path = shard_paths(config.out, index)
-        if index % world_size != rank or jsonl_path.is_file():
-            continue
-        labels = _label_shard(teacher, chunk, config, manifest_dir, bar, bad_audio)
-        records = labels.records
-        if config.top_k or config.encoder_positions:
-            write_topk_shard(topk_path, {"pseudo_label": labels.topk, "reference": labels.reference_topk},
-                             config.top_k, fingerprint=identity["teacher_fingerprint"],
-                             encoder_states=torch.stack(labels.encoder_states) if labels.encoder_states else None)
-            with_reference = 0
-            for row, record in enumerate(r for r in records if "skipped" not in r):
-                record["topk_shard"] = str(topk_path.relative_to(config.out))
-                record["topk_index"] = row
-                if config.top_k and record.get("reference_tokens") is not None:
-                    record["reference_topk_index"] = with_reference
-                    with_reference += 1
-        write_text_atomic(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    bar.close()
-    _barrier(world_size)
-    if rank != 0:
-        return None
-    return merge_shards(config, teacher)
+    bad_audio: list[str] = []  # over the whole run, against max_bad_audio
+    with kept_on_interrupt(lambda: committed_shards(config, utterances)):
+        for index, chunk in shards_of(config.manifest, config.shard_size):
+            jsonl_path = shard_paths(config.out, index)[0]
+            if index % world_size == rank and not jsonl_path.is_file():
+                _commit_shard(teacher, index, chunk, config, identity, bar, bad_audio)
+        bar.close()
+        _barrier(world_size)
+        if rank != 0:
+            return None
+        return merge_shards(config, teacher)
+
+
+def committed_shards(config: PseudoLabelConfig, utterances: int) -> str:
+    """How many shards of ``config.out`` are finished, of the manifest's ``utterances``: what a
+    rerun of the same command keeps."""
+    done = len(list((config.out / "shards").glob("*.jsonl")))
+    return f"{done} of {math.ceil(utterances / config.shard_size)} shards are committed in {config.out / 'shards'}"
+
+
+def _commit_shard(teacher: Recogniser, index: int, chunk: list[Utterance], config: PseudoLabelConfig,
+                  identity: dict, bar: "_Progress", bad_audio: list[str]) -> None:
+    """Label one shard and write it: its top-k rows first, then its jsonl, the shard's completion marker."""
+    jsonl_path, topk_path = shard_paths(config.out, index)
+    labels = _label_shard(teacher, chunk, config, config.manifest.parent, bar, bad_audio)
+    records = labels.records
+    if config.top_k or config.encoder_positions:
+        write_topk_shard(topk_path, {"pseudo_label": labels.topk, "reference": labels.reference_topk},
+                         config.top_k, fingerprint=identity["teacher_fingerprint"],
+                         encoder_states=torch.stack(labels.encoder_states) if labels.encoder_states else None)
+        with_reference = 0
+        for row, record in enumerate(r for r in records if "skipped" not in r):
+            record["topk_shard"] = str(topk_path.relative_to(config.out))
+            record["topk_index"] = row
+            if config.top_k and record.get("reference_tokens") is not None:
+                record["reference_topk_index"] = with_reference
+                with_reference += 1
+    write_text_atomic(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def merge_shards(config: PseudoLabelConfig, teacher: Recogniser) -> PseudoLabelSummary:

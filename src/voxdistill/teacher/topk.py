@@ -59,9 +59,13 @@ def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerp
     if encoder_states is not None:
         tensors["encoder_states"] = encoder_states.half()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
-              metadata={"teacher_fingerprint": fingerprint})
-    os.replace(tmp, path)
+    try:
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
+                  metadata={"teacher_fingerprint": fingerprint})
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C too: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class TopKCache:
