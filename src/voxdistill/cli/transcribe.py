@@ -28,13 +28,15 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxdistill.audio import load_audio
     from voxdistill.families import load_recogniser
+    from voxdistill.runtime import check_language
     from voxdistill.transcribe import transcribe_audio
 
     # Every file is read and checked before the model loads, so bad input fails in milliseconds.
     audios = [load_audio(path, long_audio=args.long_audio) for path in args.audio]
     options = decoding(args)
-    texts = transcribe_audio(load_recogniser(args.model, runtime(args)), audios, options,
-                             progress=len(audios) > options.batch_size)
+    recogniser = load_recogniser(args.model, runtime(args))
+    check_language(recogniser, options.language)
+    texts = transcribe_audio(recogniser, audios, options, progress=len(audios) > options.batch_size)
     if args.json:
         print(json.dumps([{"audio": path, "text": text} for path, text in zip(args.audio, texts)],
                          ensure_ascii=False, indent=2))
