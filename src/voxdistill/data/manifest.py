@@ -226,7 +226,7 @@ def scan_manifest(path: str | Path) -> ManifestScan:
             first_line[utt.id] = number
         seconds += utt.duration
         audio = utt.audio_path(path.parent)
-        if not os.path.lexists(audio):
+        if not os.path.exists(audio):
             missing_audio = _note(missing_audio, number, utt.id, str(audio))
         if utt.text is None or not utt.text.strip():
             without_text = _note(without_text, number, utt.id,
