@@ -159,7 +159,7 @@ def test_cli_prints_the_table_and_writes_the_card(models, manifests, tmp_path, c
 @pytest.mark.parametrize("case, message", [
     ("labels", "give one --label per --model"),
     ("missing", "no such manifest"),
-    ("no-text", "has no reference text"),
+    ("no-text", "plain.jsonl:1 [x]: no reference text"),
     ("same-name", "must differ"),
 ])
 def test_cli_errors(case, message, models, manifests, speech_dir, tmp_path, capsys):

@@ -152,7 +152,9 @@ def test_bad_audio_stops_the_run_unless_skipping_is_allowed(tiny_random_whisper,
     lines.insert(1, json.dumps({"id": "gone", "audio_filepath": str(tmp_path / "missing.wav"), "duration": 1.0}))
     manifest.write_text("\n".join(lines) + "\n")
     assert main(pseudo_label_args(tiny_random_whisper, manifest, tmp_path / "a")) == 2
-    assert "missing.wav: file not found" in capsys.readouterr().err
+    # Found before the teacher loads (issue 22, item 14), by manifest line.
+    assert f"m.jsonl:2 [gone]: audio file {tmp_path / 'missing.wav'} not found" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
     assert main(pseudo_label_args(tiny_random_whisper, manifest, tmp_path / "b", "--skip-bad-audio", "1")) == 0
     assert "1 bad audio skipped" in capsys.readouterr().out
     assert [r["id"] for r in records(tmp_path / "b")] == ["fox-0", "report-0", "weather-0"]

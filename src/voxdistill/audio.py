@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
 from typing import Literal, get_args
 
@@ -41,6 +42,8 @@ MAX_SAMPLE_RATE = 384000  # Hz
 MIN_SECONDS = 0.1
 
 LongAudioPolicy = Literal["refuse", "split"]
+TOO_LONG_ADVICE = ('pass long_audio="split" (CLI: --long-audio split) to transcribe it whole, in overlapping '
+                   "windows merged at the seams")
 _LONG_AUDIO_POLICIES = get_args(LongAudioPolicy)
 
 
@@ -59,8 +62,12 @@ def _open_checks(path: str) -> float:
     # Checked before libsndfile, which reports these as "System error" or "Format not recognised".
     if not os.path.exists(path):
         raise AudioError(path, "file not found")
-    if os.path.isdir(path):
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
         raise AudioError(path, "is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        # A pipe or device has no size to check and no header to seek back to.
+        raise AudioError(path, f"is a {_file_kind(mode)}, not a regular file; save the audio to a file and give that")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     try:
@@ -75,6 +82,12 @@ def _open_checks(path: str) -> float:
         )
     _check_wav_complete(path)
     return info.frames / info.samplerate
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    return next((kind for test, kind in kinds if test(mode)), "special file")
 
 
 def _check_wav_complete(path: str) -> None:
@@ -113,12 +126,15 @@ def load_audio(
     *,
     max_seconds: float | None = CHUNK_LENGTH,
     long_audio: LongAudioPolicy = "refuse",
+    too_long_advice: str = TOO_LONG_ADVICE,
 ) -> np.ndarray:
     """Decode `path` to a 1-D float32 signal at SAMPLE_RATE.
 
     max_seconds: longest accepted duration, None for no limit.
     long_audio: what to do past max_seconds — "refuse" (AudioError) or "split"
         (return the whole signal, warn that it will be transcribed in CHUNK_LENGTH windows).
+    too_long_advice: what the refusal of long audio tells the user to do (the default names
+        transcription's option; a caller that cannot split says what it can do instead).
     Peaks above 1.0 (possible in float WAV) are kept: clipping them would distort the speech.
     Clips shorter than MIN_SECONDS and WAV files holding less than their header promises are refused.
     """
@@ -130,12 +146,7 @@ def load_audio(
     too_long = max_seconds is not None and duration > max_seconds
     # Refuse from the header, before decoding what may be hours of audio.
     if too_long and long_audio == "refuse":
-        raise AudioError(
-            file,
-            f"audio is {duration:.1f} s, longer than the {max_seconds:g} s limit; "
-            'pass long_audio="split" (CLI: --long-audio split) to transcribe it whole, in '
-            "overlapping windows merged at the seams",
-        )
+        raise AudioError(file, f"audio is {duration:.1f} s, longer than the {max_seconds:g} s limit; {too_long_advice}")
 
     try:
         data, rate = sf.read(file, dtype="float32", always_2d=True)  # (frames, channels)

@@ -172,7 +172,9 @@ def _plain(value):
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     """Apply ``dotted.key=value`` overrides (the CLI's ``--set``) to a copy of ``data``. Each value
-    is read as YAML, so ``1e-4``, ``true``, ``[0, 5]`` and ``null`` mean what they say.
+    is read as YAML, so ``1e-4``, ``true``, ``[0, 5]`` and ``null`` mean what they say. A mapping
+    given for a section is merged into it (``optim={lr: 1e-4}`` is ``optim.lr=1e-4``): the keys it
+    names change and the others keep their values, never fall back to the defaults unasked.
     Missing intermediate mappings are created; unknown keys are left for from_dict to report."""
     data = copy.deepcopy(data)
     for item in overrides:
@@ -192,8 +194,16 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])} is {_show(node)}, "
                                   "not a mapping")
-        node[parts[-1]] = value
+        node[parts[-1]] = _merged(node.get(parts[-1]), value)
     return data
+
+
+def _merged(old, new):
+    """``new`` in place of ``old``; where both are mappings, ``old`` with every key of ``new`` set
+    (merged the same way)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new
+    return {**old, **{key: _merged(old.get(key), value) for key, value in new.items()}}
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: Iterable[str] = (),

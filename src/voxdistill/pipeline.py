@@ -40,7 +40,8 @@ from voxdistill.families import distill
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
-    STUDENT_FILE, StudentSpec, build_student, pad_step_samples, parse_layers, save_student, window_seconds,
+    StudentSpec, build_student, pad_step_samples, parse_layers, read_student_record, recorded_teacher, save_student,
+    window_seconds,
 )
 from voxdistill.runtime import Runtime
 from voxdistill.scoring.metrics import scoring_identity
@@ -230,11 +231,10 @@ def _make_student(config: PipelineConfig) -> str:
         window = min(max(math.ceil(longest), 1), full)
     spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
                        window_seconds=window, pad_step_seconds=config.pad_step_seconds)
-    if (folder / STUDENT_FILE).is_file():
+    if (existing := read_student_record(folder)) is not None:
         wanted = {"encoder_layers": list(spec.encoder_layers), "decoder_layers": list(spec.decoder_layers),
                   "window_seconds": {"teacher": full, "student": spec.window_seconds or full},
                   "pad_step_seconds": spec.pad_step_seconds}
-        existing = json.loads((folder / STUDENT_FILE).read_text())
         # Students recorded before windows (or clip-length padding) existed had the teacher's.
         existing.setdefault("window_seconds", {"teacher": full, "student": full})
         if {key: existing.get(key) for key in wanted} != wanted:
@@ -255,8 +255,7 @@ def _make_teacher_copy(config: PipelineConfig) -> str:
     and its own window, so that it trains (and is evaluated and carded) like any student."""
     folder = config.out / TEACHER_COPY_FOLDER
     teacher = load_whisper(config.teacher)
-    if (folder / STUDENT_FILE).is_file():
-        existing = json.loads((folder / STUDENT_FILE).read_text())["teacher"]
+    if (existing := recorded_teacher(folder)) is not None:
         if existing["fingerprint"] != teacher.fingerprint.digest:
             raise VoxdistillError(f"{folder} holds a copy of another teacher ({existing['source']}, fingerprint "
                                   f"{existing['fingerprint']}; {config.teacher} is {teacher.fingerprint.digest}); "

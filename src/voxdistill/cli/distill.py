@@ -17,7 +17,8 @@ def register(sub) -> None:
                    help="YAML run config; required to train unless --set gives every key without a "
                         "default (student, out, data.train_manifest)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=1e-4 (repeatable)")
+                   help="override a config key, e.g. --set optim.lr=1e-4 (repeatable); a mapping given for "
+                        "a section, e.g. --set 'optim={lr: 1e-4}', changes only the keys it names")
     p.add_argument("--steps-this-run", type=int, default=None, metavar="N",
                    help="stop after N steps with a checkpoint; the same command continues the run")
     p.add_argument("--print-config", action="store_true",

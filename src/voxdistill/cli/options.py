@@ -89,6 +89,18 @@ def new_folder_argument(p: argparse.ArgumentParser, what: str = "output folder")
     p.add_argument("--out", type=Path, required=True, help=f"{what} (must not exist or be empty)")
 
 
+def whisper_language(value: str) -> str:
+    """An argparse type: a language Whisper knows, by code (fr) or name (french); returns the code.
+    Whether the model at hand speaks it is checked once it is loaded (`runtime.check_language`)."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    code = TO_LANGUAGE_CODE.get(value.lower(), value.lower())
+    if code not in LANGUAGES:
+        raise argparse.ArgumentTypeError(f"got {value!r}, not a language Whisper knows; give its code or name "
+                                         f"(en or english, fr or french, ...)")
+    return code
+
+
 # -- option groups of the commands that transcribe -------------------------------------------------
 
 def decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
@@ -96,7 +108,9 @@ def decoding_arguments(p: argparse.ArgumentParser, batch: str) -> None:
     p.add_argument("--batch-size", type=at_least(1), default=8, help=f"{batch} (default 8)")
     p.add_argument("--beam-size", type=at_least(1), default=1, help="beam width; 1 is greedy (default)")
     p.add_argument("--max-new-tokens", type=at_least(1), default=224, help="tokens per 30 s window (default 224)")
-    p.add_argument("--language", default="en", help="language of multilingual models (default en)")
+    p.add_argument("--language", type=whisper_language, default="en",
+                   help="language of multilingual models, by code or name (default en; an English-only model "
+                        "refuses any other)")
 
 
 def decoding(args: argparse.Namespace):

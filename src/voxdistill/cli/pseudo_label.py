@@ -24,7 +24,8 @@ def register(sub) -> None:
     decoding_arguments(p, batch="utterances per forward pass")
     runtime_arguments(p)
     p.add_argument("--top-k", type=at_least(0), default=16,
-                   help="teacher log-probabilities kept per output token for offline KD; 0 keeps none (default 16)")
+                   help="teacher log-probabilities kept per output token for offline KD, at most the teacher's "
+                        "vocabulary size; 0 keeps none (default 16)")
     p.add_argument("--wer-threshold", type=at_least(0.0, float), default=None,
                    help="where the manifest has reference text, drop utterances whose pseudo-label WER "
                         "exceeds this (e.g. 0.3); the counts are reported")
@@ -37,7 +38,8 @@ def register(sub) -> None:
                         "window is S seconds; float16, about 38 KB per second per utterance for tiny.en "
                         "(default 0: none)")
     p.add_argument("--skip-bad-audio", type=at_least(0), default=0, metavar="N",
-                   help="skip up to N unreadable audio files, logged by id (default 0: stop at the first)")
+                   help="skip up to N missing, unreadable or too long audio files, logged by id (default 0: "
+                        "stop at the first; missing files are counted before the teacher loads)")
     p.set_defaults(func=run)
 
 

@@ -32,13 +32,15 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxdistill.audio import load_audio
     from voxdistill.families import load_recogniser
+    from voxdistill.runtime import check_language
     from voxdistill.transcribe import transcribe_checked
 
     # Every file is read and checked before the model loads, so bad input fails in milliseconds.
     audios = [load_audio(path, long_audio=args.long_audio) for path in args.audio]
     options = decoding(args)
-    transcripts = transcribe_checked(load_recogniser(args.model, runtime(args)), audios, options,
-                                     progress=len(audios) > options.batch_size)
+    recogniser = load_recogniser(args.model, runtime(args))
+    check_language(recogniser, options.language)
+    transcripts = transcribe_checked(recogniser, audios, options, progress=len(audios) > options.batch_size)
     if args.json:
         print(json.dumps([{"audio": path, "text": t.text, "decisions": t.decisions}
                           for path, t in zip(args.audio, transcripts)], ensure_ascii=False, indent=2))

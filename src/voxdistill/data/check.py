@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxdistill.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
-from voxdistill.data.manifest import ManifestError, parse_line
+from voxdistill.data.manifest import ManifestError, Utterance, duration_disagreement, manifest_lines, parse_line
 from voxdistill.errors import AudioError
-
-# A manifest duration may be rounded; beyond this it describes another file.
-DURATION_TOLERANCE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,38 +37,35 @@ def check_manifest(path: str | Path, max_seconds: float | None = 30.0) -> Iterat
         yield Finding(str(path), None, "manifest not found", True)
         return
     seen: dict[str, str] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            where = f"{path}:{number}"
-            if not line.strip():
-                continue
-            try:
-                utt = parse_line(line, where)
-            except ManifestError as err:
-                yield Finding(where, None, str(err).removeprefix(f"{where}: "), True)
-                continue
-            if utt.id in seen:
-                yield Finding(where, utt.id, f"duplicate id (first at {seen[utt.id]})", True)
-            seen.setdefault(utt.id, where)
-            if utt.text is not None and not utt.text.strip():
-                yield Finding(where, utt.id, "empty text; omit the field for unlabelled audio", True)
-            yield from _check_audio(utt.audio_path(path.parent), utt.duration, where, utt.id, max_seconds)
+    for number, line in manifest_lines(path):
+        where = f"{path}:{number}"
+        try:
+            if isinstance(line, ManifestError):
+                raise line
+            utt = parse_line(line, where)
+        except ManifestError as err:
+            yield Finding(where, None, str(err).removeprefix(f"{where}: "), True)
+            continue
+        if utt.id in seen:
+            yield Finding(where, utt.id, f"duplicate id (first at {seen[utt.id]})", True)
+        seen.setdefault(utt.id, where)
+        if utt.text is not None and not utt.text.strip():
+            yield Finding(where, utt.id, "empty text; omit the field for unlabelled audio", True)
+        yield from _check_audio(utt, utt.audio_path(path.parent), where, max_seconds)
     if not seen:
         yield Finding(str(path), None, "no utterances: every command would refuse this manifest", True)
 
 
-def _check_audio(audio_path: Path, duration: float, where: str, utt_id: str,
-                 max_seconds: float | None) -> Iterator[Finding]:
+def _check_audio(utt: Utterance, audio_path: Path, where: str, max_seconds: float | None) -> Iterator[Finding]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AudioConversionWarning)
         try:
             audio = load_audio(audio_path, max_seconds=max_seconds)
         except AudioError as err:
-            yield Finding(where, utt_id, str(err), True)
+            yield Finding(where, utt.id, str(err), True)
             return
     for w in caught:
         if issubclass(w.category, AudioConversionWarning):
-            yield Finding(where, utt_id, str(w.message), False)
-    actual = len(audio) / SAMPLE_RATE
-    if abs(actual - duration) > DURATION_TOLERANCE_S:
-        yield Finding(where, utt_id, f"duration says {duration:.2f} s but {audio_path} lasts {actual:.2f} s", True)
+            yield Finding(where, utt.id, str(w.message), False)
+    if (problem := duration_disagreement(utt, audio_path, len(audio) / SAMPLE_RATE)) is not None:
+        yield Finding(where, utt.id, problem, True)

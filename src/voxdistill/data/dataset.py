@@ -19,7 +19,7 @@ from transformers import WhisperFeatureExtractor
 
 from voxdistill.audio import SAMPLE_RATE, audio_duration, load_audio
 from voxdistill.data.degrade import add_noise, pink_noise, white_noise
-from voxdistill.data.manifest import Utterance, read_manifest
+from voxdistill.data.manifest import Utterance, check_duration, read_manifest
 from voxdistill.errors import AudioError
 
 
@@ -195,29 +195,32 @@ class SpeechDataset(torch.utils.data.IterableDataset):
         worker = torch.utils.data.get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
         shards, shard = self.world_size * workers, self.rank * workers + worker_id
-        manifest_dir = self.manifest.parent
         for k, batch in enumerate(self.batch_plan()):
             if k < self.start_batch or k % shards != shard:
                 continue
             if self.precomputed is not None and all(self.precomputed(u) for u in batch):
                 yield SpeechBatch(utterances=batch, feature_groups=[], audios=[])
                 continue
-            audios = [self._load(u.audio_path(manifest_dir)) for u in batch]
+            audios = [self._load(u) for u in batch]
             if self.augmentation is not None:
                 audios = [self.augmentation.apply(a, self._utterance_rng(u)) for a, u in zip(audios, batch)]
             groups = length_groups(self.feature_extractor, [len(a) for a in audios])
             yield SpeechBatch(utterances=batch, audios=audios, feature_groups=[
                 (rows, log_mel(self.feature_extractor, [audios[i] for i in rows])) for rows in groups])
 
-    def _load(self, path: Path) -> np.ndarray:
-        """The utterance's audio; it must fit the model's window, or its transcript would be cut."""
+    def _load(self, utt: Utterance) -> np.ndarray:
+        """The utterance's audio; it must fit the model's window, or its transcript would be cut, and
+        last as long as the manifest says (a trainer may count frames from the duration)."""
+        path = utt.audio_path(self.manifest.parent)
         window = self.feature_extractor.n_samples / SAMPLE_RATE
         duration = audio_duration(path)  # from the header: a long file is refused before it is read
         if duration > window:
             raise AudioError(str(path), f"{duration:.1f} s is longer than the model's {window:g} s input "
                                         f"window; leave it out of the training manifest, or give the student "
                                         f"a longer window")
-        return load_audio(path, max_seconds=None)
+        audio = load_audio(path, max_seconds=None)
+        check_duration(self.manifest, utt, len(audio) / SAMPLE_RATE)
+        return audio
 
     def _utterance_rng(self, utt: Utterance) -> np.random.Generator:
         return np.random.default_rng([self.batching.seed, self.epoch, zlib.crc32(utt.id.encode())])

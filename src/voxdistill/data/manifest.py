@@ -8,11 +8,17 @@ Ids are unique within a manifest: every output is keyed by id, so two lines with
 one utterance labelled twice and the other lost. A manifest without any utterance is an error too.
 Commands call ``scan_manifest`` before loading a model, so these fail in seconds; ``read_manifest``
 refuses them as well, for every other reader.
+
+Numbers are checked where a line is parsed (`parse_line`), the one place every reader goes through:
+NaN and Infinity (which Python's json accepts though JSON has no such values) and numbers too large
+for a float are refused in any field, and a duration must be positive. Whether a duration is the
+audio's own is known only once the audio is read: readers of audio call `check_duration`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -23,8 +29,18 @@ from voxdistill.errors import VoxdistillError
 
 
 class ManifestError(VoxdistillError):
-    """A manifest is missing or empty, a line is not valid JSON or lacks a required field, or two
-    lines share an id."""
+    """A manifest is missing or empty, a line is not UTF-8 or not valid JSON, lacks a required field
+    or holds an impossible value, two lines share an id, or a line names audio that is not there."""
+
+
+class DurationMismatchError(ManifestError):
+    """A line's ``duration`` is not the length of its audio."""
+
+
+# A manifest's duration may be rounded (to 10 ms, say), and decoding may add or drop a few ms (a
+# codec's priming samples, a resampler's last partial sample); beyond this it describes another
+# file, or a cut one. 0.1 s is five encoder positions of a CTC student, which reads its lengths here.
+DURATION_TOLERANCE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,14 +74,37 @@ class Utterance:
 _KNOWN = {"id", "audio_filepath", "duration", "text", "domain", "voice"}
 
 
+class _NotFinite(str):
+    """A number JSON cannot hold (NaN, Infinity, or one past a float's range), as written."""
+
+
+def _finite_float(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def _not_finite(value, key: str = "") -> tuple[str, str] | None:
+    """(dotted key, number as written) of the first `_NotFinite` inside ``value``; None if none."""
+    if isinstance(value, _NotFinite):
+        return key, value
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, child in children:
+        if (found := _not_finite(child, f"{key}.{name}" if key else str(name))) is not None:
+            return found
+    return None
+
+
 def parse_line(line: str, where: str) -> Utterance:
     """One manifest line -> Utterance; ``where`` ("file.jsonl:12") names the line in errors."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_NotFinite, parse_float=_finite_float)
     except json.JSONDecodeError as err:
         raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
     if not isinstance(record, dict):
         raise ManifestError(f"{where}: a manifest line must be a JSON object")
+    if (found := _not_finite(record)) is not None:
+        raise ManifestError(f"{where}: field {found[0]} is {found[1]}, not a finite number (JSON has no NaN "
+                            f"or Infinity); write the number it should be")
     missing = [k for k in ("audio_filepath", "duration") if k not in record]
     if missing:
         raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -84,13 +123,29 @@ def parse_line(line: str, where: str) -> Utterance:
     )
 
 
-def _numbered_utterances(path: Path) -> Iterator[tuple[int, Utterance]]:
+def manifest_lines(path: Path) -> Iterator[tuple[int, str | ManifestError]]:
+    """(line number, text) of every line of ``path`` that is not blank; in place of the text, a
+    ManifestError for a line that is not UTF-8, so that a reader may report it and read on."""
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield number, ManifestError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                    f"save the manifest as UTF-8")
+                continue
             if line.strip():
-                yield number, parse_line(line, f"{path}:{number}")
+                yield number, line
+
+
+def _numbered_utterances(path: Path) -> Iterator[tuple[int, Utterance]]:
+    for number, line in manifest_lines(path):
+        if isinstance(line, ManifestError):
+            raise line
+        yield number, parse_line(line, f"{path}:{number}")
 
 
 def _duplicate_error(path: Path, duplicates: list[tuple[str, int, int]]) -> ManifestError:
@@ -109,30 +164,97 @@ def _empty_error(path: Path) -> ManifestError:
 
 
 @dataclass(frozen=True)
+class LineProblem:
+    """The lines of a manifest that share one problem: the first of them, and how many there are."""
+
+    line: int  # the first such line's number
+    utt_id: str
+    detail: str  # about that line, e.g. the missing audio file's path
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class ManifestScan:
+    path: Path
     utterances: int
     seconds: float  # sum of the durations the lines give
+    missing_audio: LineProblem | None = None  # lines whose audio file does not exist
+    without_text: LineProblem | None = None  # lines without a reference text, or with a blank one
+
+    def refuse_missing_audio(self, allowed: int = 0) -> None:
+        """A ManifestError naming the first line whose audio is not there, when more than ``allowed``
+        are missing: a command fails before its long work, not after it, at a file far down."""
+        missing = self.missing_audio
+        if missing is not None and missing.count > allowed:
+            more = f" (and {missing.count - 1} more line(s) whose audio is missing)" if missing.count > 1 else ""
+            raise ManifestError(
+                f"{self.path}:{missing.line} [{missing.utt_id}]: audio file {missing.detail} not found{more}; fix "
+                f"the paths (a relative one is relative to the manifest's folder) or leave those lines out. "
+                f"`voxdistill corpus check {self.path}` lists every problem")
+
+    def refuse_without_text(self) -> None:
+        """A ManifestError naming the first line without a reference text, for a command that scores
+        every utterance against its reference."""
+        lacking = self.without_text
+        if lacking is not None:
+            more = f" (and {lacking.count - 1} more such line(s))" if lacking.count > 1 else ""
+            raise ManifestError(
+                f"{self.path}:{lacking.line} [{lacking.utt_id}]: {lacking.detail}{more}; every utterance is "
+                f"scored against its reference: give it one, or leave the line out")
+
+
+def _note(problem: LineProblem | None, line: int, utt_id: str, detail: str) -> LineProblem:
+    """``problem`` counted once more, or the first of its kind at ``line``."""
+    return LineProblem(line, utt_id, detail) if problem is None else replace(problem, count=problem.count + 1)
 
 
 def scan_manifest(path: str | Path) -> ManifestScan:
     """Check a whole manifest before any work: every line parses, no id repeats, at least one
-    utterance. Raises ManifestError naming the file and lines. Streams the file; memory holds only
-    the ids."""
+    utterance. Raises ManifestError naming the file and lines. Also notes (without raising) lines
+    whose audio file does not exist and lines without reference text, for a command to refuse
+    (`ManifestScan.refuse_missing_audio`, `ManifestScan.refuse_without_text`). Streams the file;
+    memory holds only the ids."""
     path = Path(path)
     first_line: dict[str, int] = {}
     duplicates: list[tuple[str, int, int]] = []
     seconds = 0.0
+    missing_audio = without_text = None
     for number, utt in _numbered_utterances(path):
         if utt.id in first_line:
             duplicates.append((utt.id, first_line[utt.id], number))
         else:
             first_line[utt.id] = number
         seconds += utt.duration
+        audio = utt.audio_path(path.parent)
+        if not os.path.exists(audio):
+            missing_audio = _note(missing_audio, number, utt.id, str(audio))
+        if utt.text is None or not utt.text.strip():
+            without_text = _note(without_text, number, utt.id,
+                                 "no reference text" if utt.text is None else "empty reference text")
     if duplicates:
         raise _duplicate_error(path, duplicates)
     if not first_line:
         raise _empty_error(path)
-    return ManifestScan(len(first_line), seconds)
+    return ManifestScan(path, len(first_line), seconds, missing_audio, without_text)
+
+
+def duration_disagreement(utt: Utterance, audio_path: Path, audio_seconds: float) -> str | None:
+    """What is wrong with ``utt``'s duration given that its audio lasts ``audio_seconds``; None when
+    the two agree within DURATION_TOLERANCE_S."""
+    if abs(audio_seconds - utt.duration) <= DURATION_TOLERANCE_S:
+        return None
+    return f"duration says {utt.duration:.2f} s but {audio_path} lasts {audio_seconds:.2f} s"
+
+
+def check_duration(manifest: Path, utt: Utterance, audio_seconds: float) -> None:
+    """A DurationMismatchError naming ``manifest``, the utterance and both lengths when ``utt``'s
+    duration is not the length of its audio (lasting ``audio_seconds``): a reader that trusts the
+    duration (a CTC student's frame counts, hours of audio) would learn or report the wrong thing."""
+    problem = duration_disagreement(utt, utt.audio_path(manifest.parent), audio_seconds)
+    if problem is not None:
+        raise DurationMismatchError(
+            f"{manifest} [{utt.id}]: {problem}; correct the line's duration (or its audio_filepath). "
+            f"`voxdistill corpus check {manifest}` lists every such line")
 
 
 def read_manifest(path: str | Path) -> Iterator[Utterance]:

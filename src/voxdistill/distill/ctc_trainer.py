@@ -66,7 +66,8 @@ class CTCTrainer(Trainer):
         device = self.accelerator.device
         targets = [self.alphabet.encode(label_text(u, label_source(u, self.config.data.labels))) for u in utts]
         # Frames that hold audio, from the manifest's durations (the same whether or not the batch's
-        # encoder states come from the cache, which carries no audio).
+        # encoder states come from the cache, which carries no audio); the dataset checked each
+        # against its audio when it read it (`data.manifest.check_duration`).
         lengths = self.student.output_lengths([round(u.duration * SAMPLE_RATE) for u in utts])
         features = None if speech_batch.input_features is None else speech_batch.input_features.to(device)
         # Through self.model (not a submodule), so gradients are synchronised across processes.

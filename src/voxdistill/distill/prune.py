@@ -36,7 +36,6 @@ run (``configs/prune-recover.yaml``) recovers most of what pruning costs.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from voxdistill.distill.losses import IGNORE_INDEX
 from voxdistill.errors import VoxdistillError
 from voxdistill.files import sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper
-from voxdistill.models.student import STUDENT_FILE, ffn_state, largest, save_student, window_seconds
+from voxdistill.models.student import ffn_state, largest, read_student_record, save_student, window_seconds
 
 METHOD = ("feed-forward neurons by measured importance: mean |activation| at the input of fc2 × "
           "||fc2 column||₂, teacher-forced on the calibration clips; the same count kept in every layer")
@@ -223,9 +222,8 @@ def prune_ffn(model: WhisperForConditionalGeneration, importance: FfnImportance,
 def _source_record(model: str, whisper: Whisper) -> dict:
     """The source's ``student.json``; for a plain Whisper (a teacher), a record naming it as its own
     teacher, so that distilling the pruned copy from its pseudo-labels passes the consistency rule."""
-    path = Path(model).expanduser() / STUDENT_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
+    if (record := read_student_record(model)) is not None:
+        return record
     config = whisper.model.config
     window = window_seconds(config)
     return {"teacher": {"source": model, "fingerprint": whisper.fingerprint.digest},

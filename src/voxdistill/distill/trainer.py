@@ -56,7 +56,7 @@ from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import Interrupted, VoxdistillError
 from voxdistill.files import write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
-from voxdistill.models.student import STUDENT_FILE
+from voxdistill.models.student import STUDENT_FILE, read_student_record
 from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.transcribe import transcribe_manifest
 
@@ -120,10 +120,11 @@ class Trainer:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
                                        mixed_precision=config.optim.mixed_precision)
         set_seed(config.seed)
-        # Manifests are read whole before any model loads: a repeated id or an empty file fails in seconds.
+        # Manifests are read whole before any model loads: a repeated id, an empty file or missing
+        # audio fails in seconds.
         for manifest in (config.data.train_manifest, config.data.dev_manifest):
             if manifest is not None:
-                scan_manifest(manifest)
+                scan_manifest(manifest).refuse_missing_audio()
         student = self._load_student()  # sets self.feature_extractor
         # Every utterance has the label the run asks for, or the run stops here, naming it.
         self.label_sources = count_label_sources(config.data.train_manifest, config.data.labels)
@@ -458,9 +459,7 @@ class Trainer:
             tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.config.out))
             model, exported = self.exported_weights()
             self._write_model(model, tmp)
-            provenance = self.config.student / STUDENT_FILE
-            if provenance.is_file():
-                record = json.loads(provenance.read_text())
+            if (record := read_student_record(self.config.student)) is not None:
                 record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,
                                        "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
                                        **exported}

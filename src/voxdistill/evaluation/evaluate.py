@@ -40,7 +40,7 @@ from voxdistill.families import family_of, load_recogniser
 from voxdistill.files import write_text_atomic
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
-from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, describe
+from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, check_language, describe
 from voxdistill.scoring.metrics import EditCounts, char_edits, error_rate, loops, word_edits
 from voxdistill.transcribe import DecodingOptions, transcribe_checked
 
@@ -133,7 +133,11 @@ def _check_manifests(manifests: list[Path]) -> None:
     for manifest in manifests:
         if not manifest.is_file():
             raise VoxdistillError(f"{manifest}: no such manifest")
-        scan_manifest(manifest)  # bad lines, repeated ids, no utterances: before any model loads
+        # Bad lines, repeated ids, no utterances, missing audio, nothing to score against: before
+        # any model loads, rather than at a line far down after the work before it.
+        scan = scan_manifest(manifest)
+        scan.refuse_missing_audio()
+        scan.refuse_without_text()
     if len(set(names)) != len(names):
         raise VoxdistillError(f"evaluation sets are named after their manifests and must differ: {names}")
 
@@ -179,9 +183,6 @@ class Evaluation:
         latency_clips: list = []  # the set's first clips, timed one by one after the accuracy pass
         bar = tqdm(desc=f"evaluate {name}", unit="utt", disable=not progress)
         while batch := list(islice(utterances, size)):
-            for utt in batch:
-                if utt.text is None:
-                    raise VoxdistillError(f"{manifest}: utterance {utt.id} has no reference text to score against")
             audios = [load_audio(u.audio_path(manifest.parent), long_audio="split") for u in batch]
             if not self.warm:
                 self._warm_up(audios)
@@ -281,6 +282,8 @@ def _evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eva
     threads = set_threads(settings.threads)
     loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
               for label, source in zip(labels, models)}
+    for recogniser in loaded.values():
+        check_language(recogniser, settings.decoding.language)
     if settings.compile_decoder:
         for recogniser in loaded.values():
             if hasattr(recogniser, "whisper"):  # a Whisper in torch (a CTC student has no decoding loop)

@@ -6,7 +6,6 @@ What is particular to a student family (what kind of model it is, how to run it)
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from voxdistill.evaluation.report_inputs import (
 )
 from voxdistill.families import FAMILIES, family_of
 from voxdistill.files import write_text_atomic
-from voxdistill.models.student import STUDENT_FILE
+from voxdistill.models.student import STUDENT_FILE, read_student_record
 
 CARD_FILE = "README.md"  # where the Hugging Face hub looks for a model card
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
@@ -43,8 +42,7 @@ def write_model_card(model_dir: Path, metrics: dict, label: str, other_runtimes:
     if label not in models:
         raise ModelCardError(f"the metrics hold no model {label!r}; they hold: {', '.join(models) or 'none'}")
     reference = models[reference_label(metrics)]
-    provenance_file = model_dir / STUDENT_FILE
-    provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
+    provenance = read_student_record(model_dir) or {}
     teacher = provenance.get("teacher", {}).get("source") or reference.get("source") or reference["model"]
     sections = [
         _front_matter(teacher),

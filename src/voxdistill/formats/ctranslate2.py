@@ -29,6 +29,8 @@ from voxdistill.audio import SAMPLE_RATE
 from voxdistill.data.dataset import clip_pad_step
 from voxdistill.files import folder_written_atomically, sha256_of_files
 from voxdistill.formats import EXPORT_RECORD
+from voxdistill.models.convert import read_ct2_side_files
+from voxdistill.models.ctranslate2_format import check_ct2_file
 from voxdistill.models.loading import Whisper, load_whisper, resolve_model_folder
 from voxdistill.models.student import STUDENT_FILE, window_seconds
 from voxdistill.paths import cache_dir
@@ -108,7 +110,12 @@ def ct2_folder_for(model: str, compute_type: str = "float32") -> Path:
     deploys; float32 for a compute type that is no export option).
     The cache key is the bytes of the model's Hugging Face files (a hub model: its fingerprint)."""
     if is_ct2_folder(model):
-        return Path(model).expanduser()
+        folder = Path(model).expanduser()
+        # What the torch runtime's conversion reads and checks (`models.loading`), checked here too:
+        # CTranslate2 itself reports a missing vocabulary or a cut-off model.bin without naming the file.
+        read_ct2_side_files(folder)
+        check_ct2_file(folder / "model.bin")
+        return folder
     quantization = compute_type if compute_type in QUANTIZATIONS else "float32"
     folder = resolve_model_folder(model)
     if isinstance(folder, Path):

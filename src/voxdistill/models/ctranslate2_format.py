@@ -18,6 +18,7 @@ one scale per output row (int8) or one for the whole matrix (int16).
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,30 @@ def read_ct2_model(path: str | Path) -> CT2Model:
     return read_ct2_bytes(path.read_bytes(), str(path))
 
 
+def check_ct2_file(path: str | Path) -> None:
+    """A ConversionError naming ``path`` when its layout is not whole (cut off, trailing bytes,
+    another binary version), found by walking the headers of a memory map: no payload is read, so
+    checking a large model before a runtime loads it costs little."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no CTranslate2 model file here")
+    if path.stat().st_size == 0:
+        raise ConversionError(f"{path}: empty (0 bytes); re-install, re-join or convert the model again")
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with memoryview(data) as view:
+            _walk(_Cursor(view, str(path)), keep=False)
+
+
 def read_ct2_bytes(data: bytes, origin: str) -> CT2Model:
     """Parse the bytes of a ``model.bin`` into named tensors (aliases become shared tensors).
     ``origin`` names the source in error messages."""
-    cursor = _Cursor(memoryview(data), origin)
+    return _walk(_Cursor(memoryview(data), origin), keep=True)
 
+
+def _walk(cursor: _Cursor, keep: bool) -> CT2Model:
+    """Parse the layout under ``cursor``; with ``keep`` False, skip over the payloads (the returned
+    model then holds no variables)."""
+    origin = cursor.origin
     version = cursor.unpack("I")
     if version != SUPPORTED_BINARY_VERSION:
         raise ConversionError(
@@ -102,6 +122,7 @@ def read_ct2_bytes(data: bytes, origin: str) -> CT2Model:
     spec_revision = cursor.unpack("I")
 
     variables: dict[str, torch.Tensor] = {}
+    names: set[str] = set()
     for _ in range(cursor.unpack("I")):
         name = cursor.string()
         shape = [cursor.unpack("I") for _ in range(cursor.unpack("B"))]
@@ -109,16 +130,20 @@ def read_ct2_bytes(data: bytes, origin: str) -> CT2Model:
         if dtype_id >= len(_DTYPES):
             raise ConversionError(f"{origin}: variable {name} has unknown dtype id {dtype_id}")
         raw = cursor.take(cursor.unpack("I"))
-        dtype = _DTYPES[dtype_id]
-        # bytearray: torch.frombuffer wants a writable buffer, and it rejects an empty one.
-        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if len(raw) else torch.empty(0, dtype=dtype)
-        variables[name] = flat.reshape(shape)
+        names.add(name)
+        if keep:
+            dtype = _DTYPES[dtype_id]
+            # bytearray: torch.frombuffer wants a writable buffer, and it rejects an empty one.
+            flat = torch.frombuffer(bytearray(raw), dtype=dtype) if len(raw) else torch.empty(0, dtype=dtype)
+            variables[name] = flat.reshape(shape)
+        raw.release()
 
     for _ in range(cursor.unpack("I")):
         alias, target = cursor.string(), cursor.string()
-        if target not in variables:
+        if target not in names:
             raise ConversionError(f"{origin}: alias {alias} points at missing variable {target}")
-        variables[alias] = variables[target]
+        if keep:
+            variables[alias] = variables[target]
 
     if cursor.pos != len(cursor.data):
         raise ConversionError(f"{origin}: {len(cursor.data) - cursor.pos} unexpected trailing bytes")

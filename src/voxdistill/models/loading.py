@@ -30,7 +30,7 @@ from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
 from voxdistill.models.fingerprint import Fingerprint, fingerprint
-from voxdistill.models.student import follow_clip_length
+from voxdistill.models.student import follow_clip_length, read_student_record
 from voxdistill.paths import cache_dir
 
 BUNDLED_PREFIX = "bundled:"
@@ -39,6 +39,14 @@ CONVERTER_VERSION = 1
 # The weight files of a Hugging Face folder, one file or an index of shards.
 SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# What else a Hugging Face Whisper folder must hold, each part by the file sets that can give it
+# (any one set, whole). Without its tokenizer a model transcribes everything as empty text; without
+# the others transformers fails deep inside, or makes up defaults.
+_NEEDED_FILES = (
+    (("tokenizer.json",), ("vocab.json", "merges.txt")),
+    (("preprocessor_config.json",), ("processor_config.json",)),
+    (("generation_config.json",),),
+)
 
 
 @dataclass(frozen=True)
@@ -108,16 +116,17 @@ def bundled_files(name: str) -> tuple[list[Path], Path]:
     return parts, dirs[0]
 
 
-def _converted_folder(label: str, parts: list[Path], side_dir: Path) -> Path:
+def _converted_folder(label: str, parts: list[Path], side_dir: Path, origin: str | None = None) -> Path:
     """The cached Hugging Face conversion of a CTranslate2 model, made on first use. The cache key
-    hashes every input byte, so a changed source is converted afresh."""
+    hashes every input byte, so a changed source is converted afresh. ``origin`` names the source
+    in messages (default ``label``)."""
     model_bin = b"".join(p.read_bytes() for p in parts)
     ct2_config, tokenizer_json, vocabulary = read_ct2_side_files(side_dir)
     h = hashlib.sha256(model_bin)
     h.update(json.dumps([CONVERTER_VERSION, ct2_config, tokenizer_json, vocabulary]).encode())
     out = cache_dir() / "models" / f"{label}-{h.hexdigest()[:12]}"
     if not out.is_dir():
-        write_hf_folder(model_bin, ct2_config, tokenizer_json, vocabulary, out=out, origin=label)
+        write_hf_folder(model_bin, ct2_config, tokenizer_json, vocabulary, out=out, origin=origin or label)
     return out
 
 
@@ -130,10 +139,10 @@ def resolve_model_folder(model: str) -> Path | str:
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file() and not (path / "model.bin").is_file():
-            _check_weight_files(path)
+            check_model_files(path)
             return path
         if (path / "model.bin").is_file():
-            return _converted_folder(path.resolve().name, [path / "model.bin"], path)
+            return _converted_folder(path.resolve().name, [path / "model.bin"], path, origin=str(path / "model.bin"))
         if not any(path.iterdir()):
             raise ModelLoadError(f"{path}: the model folder is empty; give a folder written by `voxdistill "
                                  f"student init` or save_pretrained, a CTranslate2 folder, or a bundled model")
@@ -145,6 +154,24 @@ def resolve_model_folder(model: str) -> Path | str:
         raise ModelLoadError(f"{model}: no such model folder (a Hugging Face id has the form owner/name; "
                              f"bundled models: {', '.join(BUNDLED_PREFIX + n for n in BUNDLED)})")
     return model
+
+
+def check_model_files(folder: Path) -> None:
+    """Refuse a Hugging Face Whisper folder that lacks a file it needs, naming every missing one, or
+    whose ``student.json`` is damaged, before anything else is read from it."""
+    _check_weight_files(folder)
+    missing = [_either(options) for options in _NEEDED_FILES
+               if not any(all((folder / name).is_file() for name in files) for files in options)]
+    if missing:
+        raise ModelLoadError(f"{folder}: the model folder is incomplete, it lacks {'; '.join(missing)} (an "
+                             f"interrupted save or copy?); copy or export the model again")
+    read_student_record(folder)
+
+
+def _either(options: tuple[tuple[str, ...], ...]) -> str:
+    """"tokenizer.json (or vocab.json and merges.txt)"."""
+    first, *others = (" and ".join(files) for files in options)
+    return first + "".join(f" (or {other})" for other in others)
 
 
 def _check_weight_files(folder: Path) -> None:
@@ -179,8 +206,17 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, WhisperForConditionalGeneration]:
     processor = WhisperProcessor.from_pretrained(folder, **kwargs)
+    # Mismatched shapes are reported below, naming a tensor, instead of in transformers' own error.
     model, info = WhisperForConditionalGeneration.from_pretrained(
-        folder, dtype=torch.float32, use_safetensors=True, output_loading_info=True, **kwargs)
+        folder, dtype=torch.float32, use_safetensors=True, output_loading_info=True, ignore_mismatched_sizes=True,
+        **kwargs)
+    if info["mismatched_keys"]:
+        name, stored, expected = sorted(info["mismatched_keys"])[0]
+        more = len(info["mismatched_keys"]) - 1
+        raise ModelLoadError(f"{folder}: config.json and the weights disagree: tensor {name} is {list(stored)} in "
+                             f"the weights but config.json makes it {list(expected)}"
+                             f"{f' (and {more} more tensor(s))' if more else ''}; the config belongs to another "
+                             f"model or was edited: copy or export the model again")
     if info["missing_keys"]:
         # transformers would fill them with random values and carry on.
         missing = sorted(info["missing_keys"])

@@ -28,7 +28,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
 from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
-from voxdistill.errors import VoxdistillError
+from voxdistill.errors import ModelLoadError, VoxdistillError
 from voxdistill.files import folder_written_atomically
 
 STUDENT_FILE = "student.json"  # provenance written beside the Hugging Face files
@@ -383,11 +383,31 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
     return student, provenance
 
 
+def read_student_record(folder: str | Path) -> dict | None:
+    """The ``student.json`` of a model folder (provenance: the teacher it was built from, its
+    layers, ...); None for a folder without one (a plain Whisper). A ModelLoadError naming the file
+    when it is not a JSON object whose ``teacher`` names a source and a fingerprint."""
+    path = Path(folder).expanduser() / STUDENT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path}: damaged, not JSON ({err}); copy the student folder again, or make it "
+                             f"again with `voxdistill student init`") from None
+    teacher = record.get("teacher") if isinstance(record, dict) else None
+    if not (isinstance(teacher, dict) and all(isinstance(teacher.get(k), str) for k in ("source", "fingerprint"))):
+        raise ModelLoadError(f"{path}: damaged: it must be a JSON object whose \"teacher\" gives the teacher's "
+                             f"\"source\" and \"fingerprint\"; copy the student folder again, or make it again "
+                             f"with `voxdistill student init`")
+    return record
+
+
 def recorded_teacher(folder: Path) -> dict | None:
     """The teacher a student folder was built from, as its ``student.json`` records it
     (``{"source": ..., "fingerprint": ...}``); None for a folder without one (a plain Whisper)."""
-    record = Path(folder) / STUDENT_FILE
-    return json.loads(record.read_text())["teacher"] if record.is_file() else None
+    record = read_student_record(folder)
+    return None if record is None else record["teacher"]
 
 
 def save_student(student_model: WhisperForConditionalGeneration, processor: WhisperProcessor,

@@ -150,6 +150,19 @@ class Recogniser(Protocol):
         """(B, positions, d_model) float32: the first ``positions`` final encoder states."""
 
 
+def check_language(recogniser: Recogniser, language: str) -> None:
+    """A RuntimeConfigError, before any work, when ``recogniser`` cannot transcribe ``language``
+    (a code, e.g. "fr"): an English-only model asked for another, or a multilingual one without the
+    language's token. Left alone, the first would transcribe English and the second would fail mid-run."""
+    if not recogniser.multilingual:
+        if language != "en":
+            raise RuntimeConfigError(f"--language {language}: {recogniser.source} is English-only; leave --language "
+                                     f"at en, or use a multilingual model")
+    elif f"<|{language}|>" not in recogniser.tokenizer.get_vocab():
+        raise RuntimeConfigError(f"--language {language}: {recogniser.source} has no token for this language; "
+                                 f"give one its vocabulary holds")
+
+
 def window_samples(recogniser: Recogniser) -> int:
     """Samples of audio the model reads at once (its window)."""
     return recogniser.feature_extractor.n_samples

@@ -52,18 +52,23 @@ from tqdm import tqdm
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.config import to_dict
 from voxdistill.data.dataset import clip_pad_step
-from voxdistill.data.manifest import Utterance, read_manifest, scan_manifest, write_manifest
+from voxdistill.data.manifest import Utterance, check_duration, read_manifest, scan_manifest, write_manifest
 from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
 from voxdistill.errors import AudioError, VoxdistillError, kept_on_interrupt
 from voxdistill.files import sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import window_positions
-from voxdistill.runtime import Recogniser, Runtime, by_padded_length, text_of, window_seconds
+from voxdistill.runtime import Recogniser, Runtime, by_padded_length, check_language, text_of, window_seconds
 from voxdistill.runtime.checks import holds_speech
 from voxdistill.runtime.loading import as_recogniser, load_whisper_recogniser
 from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
 from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
+
+
+# Pseudo-labels are one window's transcript: a longer clip is the manifest's to fix (no splitting here).
+TOO_LONG_TO_LABEL = ("the teacher labels clips that fit its window: cut the audio into clips no longer than "
+                     "that, or leave it out of the manifest (--skip-bad-audio N skips up to N such files)")
 
 
 class PseudoLabelError(VoxdistillError):
@@ -143,7 +148,9 @@ def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_si
     run_file = config.out / "run.json"
     if rank == 0:
         (config.out / "shards").mkdir(parents=True, exist_ok=True)
-        if not run_file.is_file():
+        # A folder without a finished shard holds no work to protect: a run that stopped before its
+        # first shard (a mistyped option, a bad file) is started again with the settings now given.
+        if not run_file.is_file() or not any((config.out / "shards").glob("*.jsonl")):
             write_text_atomic(run_file, json.dumps(identity, indent=2))
     _barrier(world_size)
     existing = json.loads(run_file.read_text())
@@ -242,7 +249,9 @@ def _label_shard(teacher: Recogniser, chunk: list[Utterance], config: PseudoLabe
         batch, audios = [], []
         for utt in ordered[start : start + options.batch_size]:
             try:
-                audios.append(load_audio(utt.audio_path(manifest_dir)))
+                audio = load_audio(utt.audio_path(manifest_dir), too_long_advice=TOO_LONG_TO_LABEL)
+                check_duration(config.manifest, utt, len(audio) / SAMPLE_RATE)  # it is written into the labels
+                audios.append(audio)
                 batch.append(utt)
             except AudioError as err:
                 bad_audio.append(utt.id)
@@ -319,8 +328,10 @@ def drop_reasons(record: dict, config: PseudoLabelConfig) -> list[str]:
 def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
     """Label every utterance of ``config.manifest`` into ``config.out`` (resuming a killed run).
     Returns the summary on rank 0 and None on other ranks."""
-    # A bad line, a repeated id or no utterance fails before the teacher loads.
-    utterances = scan_manifest(config.manifest).utterances
+    # A bad line, a repeated id, no utterance or more missing audio than may be skipped: before the teacher loads.
+    scan = scan_manifest(config.manifest)
+    scan.refuse_missing_audio(allowed=config.max_bad_audio)
+    utterances = scan.utterances
     rank, world_size = distributed_rank()
     teacher = load_whisper_recogniser(config.teacher, config.runtime)
     if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
@@ -329,6 +340,10 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     if config.encoder_state_seconds > window_seconds(teacher):
         raise PseudoLabelError(f"--encoder-state-seconds {config.encoder_state_seconds} is longer than the "
                                f"teacher's {window_seconds(teacher):g} s window")
+    check_language(teacher, config.decoding.language)
+    if config.top_k > teacher.vocab_size:
+        raise PseudoLabelError(f"--top-k {config.top_k} is more than the {teacher.vocab_size} tokens of the teacher's "
+                               f"vocabulary; give at most that (16 keeps almost all of the teacher's mass)")
     identity = run_identity(config, teacher)
     _claim_output(config, identity, rank, world_size)
 
