@@ -191,14 +191,15 @@ def output_lock(path: str | Path, enabled: bool = True) -> Iterator[None]:
         yield
         return
     path = Path(path)
-    lock = path.with_name(f".{path.name}.lock")
+    where = Path(os.path.abspath(path))  # "." and "run/.." have no name of their own
+    lock = where.with_name(f".{where.name}.lock")
     with _writing(path):
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = _locked(lock, path)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        remove_leftover_temporaries(path)
+        remove_leftover_temporaries(where)
         yield
     finally:
         lock.unlink(missing_ok=True)  # while still holding it: a waiting opener then sees a removed file
