@@ -3,8 +3,8 @@ float32 and int8), compared utterance by utterance: the WER difference per set a
 with a 95% interval from a paired bootstrap over utterances (utterances resampled with
 replacement, both sides together, 2,000 times).
 
-    .venv/bin/python benchmarks/paired_wer.py eval-float32/transcripts.jsonl eval-int8/transcripts.jsonl \\
-        --model askd [--other-model askd]
+    .venv/bin/python benchmarks/paired_wer.py eval-float32/metrics.transcripts.jsonl \\
+        eval-int8/metrics.transcripts.jsonl --model askd [--other-model askd]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def interval(a: np.ndarray, b: np.ndarray, words: np.ndarray, rng: np.random.Gen
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("before", type=Path, help="transcripts.jsonl of the first evaluation")
+    parser.add_argument("before", type=Path, help="the transcripts file of the first evaluation (METRICS.transcripts.jsonl)")
     parser.add_argument("after", type=Path, help="transcripts.jsonl of the second")
     parser.add_argument("--model", required=True, help="the model's label in the first evaluation")
     parser.add_argument("--other-model", default=None, help="its label in the second (default: the same)")

@@ -21,6 +21,7 @@ from voxdistill.decoding import DecodingOptions
 from voxdistill.families import load_recogniser
 from voxdistill.families.ctc import is_ctc_folder
 from voxdistill.formats import EXPORT_RECORD
+from voxdistill.files import OutputError
 from voxdistill.formats.onnx import export_onnx, onnx_folder_for
 from voxdistill.models.ctc import (
     BLANK, BLANK_TEXT, CTC_CONFIG_FILE, ONNX_FILE, WEIGHTS_FILE, Alphabet, CTCConfigError, CTCLoadError,
@@ -198,7 +199,7 @@ def test_damaged_folders_raise_errors_naming_the_file(saved, tmp_path):
 
 def test_saving_into_a_taken_folder_is_refused(teacher, saved):
     model, feature_extractor, _ = load_ctc_student(saved["linear"])
-    with pytest.raises(CTCConfigError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         save_ctc_student(model, feature_extractor, saved["linear"], ctc_provenance(teacher, model, LAYERS))
 
 

@@ -86,7 +86,7 @@ def test_ratios_and_sizes(result):
 
 
 def test_scores_agree_with_the_transcripts(result):
-    """Every figure can be recomputed from transcripts.jsonl: nothing is scored on text it did not keep."""
+    """Every figure can be recomputed from the transcripts file: nothing is scored on text it did not keep."""
     lines = [json.loads(line) for line in (Path(result["_path"]).parent / result["transcripts"]).read_text().splitlines()]
     assert len(lines) == 5
     for record in result["models"]:

@@ -23,6 +23,7 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherMismatchError, resolve_teacher
 from voxdistill.export.exporter import ExportError, export_model
 from voxdistill.families import load_recogniser
+from voxdistill.files import OutputError
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
@@ -205,7 +206,7 @@ def test_bad_export_options_are_refused(tiny_random_whisper, tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "keep.txt").write_text("mine")
-    with pytest.raises(ExportError, match=f"--out {taken}: already exists"):
+    with pytest.raises(OutputError, match=f"--out {taken}: already exists"):
         export_model(model, "ct2", taken)
     assert [p.name for p in taken.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left

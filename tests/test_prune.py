@@ -24,6 +24,7 @@ from voxdistill.distill.prune import (
     PruneError, calibration_utterances, ffn_targets, measure_ffn_importance, prune_ffn, prune_student,
 )
 from voxdistill.families import load_recogniser
+from voxdistill.files import OutputError
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import STUDENT_FILE, StudentSpec, build_student, largest, save_student, weight_importance
 from voxdistill.runtime import Runtime, generate_tokens
@@ -188,7 +189,7 @@ def test_bad_calibration_and_taken_output_are_refused(student, calibration, spee
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "file").write_text("x")
-    with pytest.raises(PruneError, match=f"--out {taken}: already exists"):
+    with pytest.raises(OutputError, match=f"--out {taken}: already exists"):
         prune(calibration, taken)
 
 

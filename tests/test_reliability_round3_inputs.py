@@ -78,7 +78,7 @@ def test_ctc_distill_refuses_durations_that_are_not_the_audio(case, ctc_student,
         records = [line(name, speech_dir / f"{name}.wav") for name in ("fox", "report")]
         real = records[0]["duration"]
         manifest = write_lines(tmp_path / "m.jsonl", [{**r, "duration": round(r["duration"] * 0.05, 3)} for r in records])
-        says = [f"{manifest} [", f"duration says ", f"lasts {real:.2f} s"]
+        says = [f"{manifest} [", "duration says ", f"lasts {real:.2f} s"]
     config = distill_config(tmp_path, ctc_student, manifest)
     result = voxdistill("distill", "--config", config)
     assert_refused(result, 2, *says)

@@ -19,7 +19,6 @@ from voxdistill.decoding import NO_CHECKS, DecodingOptions, SpeechChecks
 from voxdistill.errors import VoxdistillError
 from voxdistill.families import load_recogniser
 from voxdistill.runtime.checks import DECISIONS, decode_checked, holds_speech
-from voxdistill.transcribe import transcribe_checked
 
 TEACHER = "bundled:whisper-tiny.en"
 CHECKS_OFF = ("--no-speech-threshold", "none", "--logprob-threshold", "none", "--compression-ratio-threshold",

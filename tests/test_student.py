@@ -11,6 +11,7 @@ import torch
 import transformers
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+from voxdistill.files import OutputError
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import (
     STUDENT_FILE, StudentConfigError, StudentSpec, build_student, parse_layers, save_student,
@@ -267,7 +268,7 @@ def test_save_refuses_a_folder_that_is_not_empty(tmp_path, teacher):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     student, provenance = build_student(teacher, StudentSpec((0,), (0,)))
-    with pytest.raises(StudentConfigError, match="already exists and is not an empty folder"):
+    with pytest.raises(OutputError, match="already exists and is not an empty folder"):
         save_student(student, None, provenance, "teacher", "0" * 16, out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student"]

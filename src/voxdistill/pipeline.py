@@ -37,7 +37,7 @@ from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
 from voxdistill.evaluation.speed import cpu_probe_ms
 from voxdistill.export.model_card import write_model_card
 from voxdistill.families import distill
-from voxdistill.files import sha256_of_files, write_text_atomic
+from voxdistill.files import check_writable_output, output_lock, sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
     StudentSpec, build_student, pad_step_samples, parse_layers, read_student_record, recorded_teacher, save_student,
@@ -388,7 +388,14 @@ def build_training_mix(config: PipelineConfig) -> str:
 
 def run_pipeline(config: PipelineConfig, progress: bool = True, say: Callable[[str], None] = print) -> dict:
     """Run (or finish) every stage; returns the evaluation result, with ``report``, ``stage_seconds``
-    and ``over_seeds`` (each recipe's WER over its seeds, also written to ``bench.json`` in the deployed runtime's evaluation folder)."""
+    and ``over_seeds`` (each recipe's WER over its seeds, also written to ``bench.json`` in the deployed
+    runtime's evaluation folder). A second pipeline into the same folder meanwhile is refused."""
+    check_writable_output(config.out, "folder")
+    with output_lock(config.out):
+        return _run_pipeline(config, progress, say)
+
+
+def _run_pipeline(config: PipelineConfig, progress: bool, say: Callable[[str], None]) -> dict:
     out = config.out
     seeds = config.distill_seeds()
     starting_points = list(dict.fromkeys(student_folder(config, recipe).name for recipe in config.recipes))

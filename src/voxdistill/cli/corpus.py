@@ -32,7 +32,8 @@ def register(sub) -> None:
     imp = corpus_sub.add_parser(
         "import", help="make a manifest from a folder of audio or a saved datasets dataset",
         description="SOURCE is a folder of audio files (a .txt file with the same name holds the "
-                    "transcript) or a Hugging Face datasets dataset saved with save_to_disk.")
+                    "transcript) or a Hugging Face datasets dataset saved with save_to_disk. A manifest that "
+                    "exists in --out is never replaced: remove it to import again.")
     imp.add_argument("source", type=Path, metavar="SOURCE",
                      help="a folder of audio files (with .txt transcripts beside them), or a folder "
                           "written by datasets' save_to_disk")

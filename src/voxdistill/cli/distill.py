@@ -12,7 +12,8 @@ def register(sub) -> None:
         description="Train a student from a YAML config (see configs/). Every key, with its default: "
                     "voxdistill distill --print-config. Resumes from the run folder's latest "
                     "checkpoint, with the settings the run was started with; SIGINT/SIGTERM save a "
-                    "checkpoint and stop. Runs on several processes under accelerate launch.")
+                    "checkpoint and stop. A second run on the same run folder while one is running is "
+                    "refused. Runs on several processes under accelerate launch.")
     p.add_argument("--config", type=Path, default=None,
                    help="YAML run config; required to train unless --set gives every key without a "
                         "default (student, out, data.train_manifest)")

@@ -18,7 +18,8 @@ def register(sub) -> None:
                     "and time the models in this one process, interleaved, after warm-up: latency "
                     "at batch 1 over the first clips of each set, throughput at --batch-size. The "
                     "first model is the reference of the ratios (give the teacher first). Writes "
-                    "--out (JSON) and transcripts.jsonl beside it, and prints the tables.")
+                    "--out (JSON) and its transcripts beside it (metrics.json: metrics.transcripts.jsonl), "
+                    "and prints the tables. Two runs writing the same --out at once are refused.")
     p.add_argument("--model", action="append", required=True, metavar="MODEL",
                    help=f"{MODEL_HELP} (repeatable; the first is the reference)")
     p.add_argument("--label", action="append", default=None, metavar="NAME",
@@ -45,7 +46,8 @@ def register(sub) -> None:
                    help="where CTC students run (--runtime applies to Whisper models): torch (default), or "
                         "onnx, onnxruntime on their ONNX export (made into the cache when needed)")
     p.add_argument("--card", action="store_true",
-                   help="write a model card (README.md) with these results into every student folder")
+                   help="write a model card (README.md) with these results into every student folder (each "
+                        "checked to be writable before the evaluation starts)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         decoding=decoding(args), latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
         runtime=runtime(args), ctc_runtime=Runtime.of(args.ctc_runtime), compile_decoder=args.compile_decoder,
     )
+    if args.card:
+        from voxdistill.export.model_card import check_student_cards
+
+        check_student_cards(args.model)
     result = evaluate(args.model, args.manifest, args.out, settings, labels=args.label)
     print(format_table(result))
     if args.card:

@@ -17,7 +17,8 @@ def register(sub) -> None:
                     "top-k log-probabilities along each transcript, and along each reference "
                     "transcript where the manifest has one, for offline distillation, and records its "
                     "fingerprint. Work is committed in shards: run the same command "
-                    "again to resume. Runs on several processes under accelerate launch or torchrun.")
+                    "again to resume (a second run on the same --out while one is running is refused). Runs on "
+                    "several processes under accelerate launch or torchrun.")
     teacher_argument(p)
     p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest of the audio to label")
     p.add_argument("--out", type=Path, required=True, help="output folder")

@@ -32,6 +32,7 @@ from voxdistill.data.degrade import apply_domain, get_domain
 from voxdistill.data.manifest import Utterance, write_manifest
 from voxdistill.data.text import sentence_pool
 from voxdistill.data.tts import SynthesisError, Voice, missing_engines, synthesize
+from voxdistill.files import file_written_atomically, write_text_atomic
 
 # Bump when synthesis or degradation changes what a given spec produces, so files are remade.
 CORPUS_VERSION = 1
@@ -166,10 +167,8 @@ def render_utterance(spec: UtteranceSpec, out_dir: Path) -> tuple[UtteranceSpec,
     path = out_dir / spec.relative_path()
     speech = synthesize(spec.voice, spec.text)
     audio = apply_domain(get_domain(spec.domain), speech, np.random.default_rng(spec.noise_seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, path)  # a killed build never leaves a half-written file under the final name
+    with file_written_atomically(path) as tmp:  # a killed build never leaves half a file under the final name
+        sf.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return spec, len(audio) / SAMPLE_RATE
 
 
@@ -237,7 +236,7 @@ def build_corpus(preset: CorpusPreset, out_dir: Path, seed: int = 0, jobs: int |
             len({u.voice for u in kept}), len({u.domain for u in kept}), dropped,
         ))
     _remove_stale_audio(out_dir, {spec.relative_path() for spec in specs})
-    (out_dir / "corpus.json").write_text(json.dumps({
+    write_text_atomic(out_dir / "corpus.json", json.dumps({
         "preset": asdict(preset), "seed": seed, "version": CORPUS_VERSION,
         "splits": [asdict(s) for s in summaries],
     }, indent=2))

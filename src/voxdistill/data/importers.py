@@ -4,6 +4,7 @@ dataset saved with ``save_to_disk``."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import soundfile as sf
@@ -11,6 +12,7 @@ import soundfile as sf
 from voxdistill.audio import audio_duration
 from voxdistill.data.manifest import ManifestError, Utterance, write_manifest
 from voxdistill.errors import AudioError
+from voxdistill.files import OutputError, check_writable_output, output_lock
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 # Column names that hold the transcript in common speech datasets, in order of preference.
@@ -42,13 +44,10 @@ def import_folder(folder: Path, manifest: Path, domain: str | None = None) -> in
     return write_manifest(manifest, folder_utterances(folder, domain))
 
 
-def import_hf_dataset(dataset_path: Path, out_dir: Path, split: str | None = None,
-                      audio_column: str = "audio", text_column: str | None = None,
-                      domain: str | None = None) -> tuple[Path, int]:
-    """A dataset saved with ``datasets``' ``save_to_disk`` -> ``out_dir/<split>.jsonl`` with the audio
-    written to ``out_dir/audio/`` (the audio is read raw and decoded by libsndfile, so no extra
-    audio back end is needed). Returns the manifest path and the number of utterances."""
-    from datasets import Audio, DatasetDict, load_from_disk
+def open_hf_dataset(dataset_path: Path, split: str | None = None):
+    """A dataset saved with ``datasets``' ``save_to_disk``: (the split chosen, its name). A saved
+    DatasetDict needs ``split`` unless it holds one; a single Dataset is named "data"."""
+    from datasets import DatasetDict, load_from_disk
 
     data = load_from_disk(str(dataset_path))
     if isinstance(data, DatasetDict):
@@ -59,7 +58,16 @@ def import_hf_dataset(dataset_path: Path, out_dir: Path, split: str | None = Non
         if split not in data:
             raise ManifestError(f"{dataset_path}: no split {split!r} ({', '.join(data)})")
         data = data[split]
-    split = split or "data"
+    return data, split or "data"
+
+
+def import_hf_dataset(data, split: str, dataset_path: Path, out_dir: Path, audio_column: str = "audio",
+                      text_column: str | None = None, domain: str | None = None) -> tuple[Path, int]:
+    """The ``split`` of a saved dataset (`open_hf_dataset`) -> ``out_dir/<split>.jsonl`` with the
+    audio written to ``out_dir/audio/<split>/`` (the audio is read raw and decoded by libsndfile, so
+    no extra audio back end is needed). Returns the manifest path and the number of utterances."""
+    from datasets import Audio
+
     if audio_column not in data.column_names:
         raise ManifestError(f"{dataset_path}: no audio column {audio_column!r} (columns: {', '.join(data.column_names)})")
     text_column = text_column or next((c for c in TEXT_COLUMNS if c in data.column_names), None)
@@ -97,9 +105,27 @@ def import_source(source: Path, out_dir: Path, *, name: str | None = None, domai
                   text_column: str | None = None) -> tuple[Path, int]:
     """`voxdistill corpus import`: a saved ``datasets`` dataset (`import_hf_dataset`, its split,
     audio and text columns) or a folder of audio (`import_folder`, into ``out_dir/<name>.jsonl``,
-    by default named after the folder). Returns the manifest path and the number of utterances."""
+    by default named after the folder). Returns the manifest path and the number of utterances.
+    A manifest already there is never replaced; the output is locked while it is written."""
+    out_dir = Path(out_dir)
+    check_writable_output(out_dir, "folder")
     if is_hf_dataset(source):
-        return import_hf_dataset(source, out_dir, split=split, audio_column=audio_column,
-                                 text_column=text_column, domain=domain)
+        data, split = open_hf_dataset(source, split)
+        with _new_manifest(out_dir / f"{split}.jsonl"):
+            return import_hf_dataset(data, split, source, out_dir, audio_column=audio_column,
+                                     text_column=text_column, domain=domain)
     manifest = out_dir / f"{name or source.resolve().name}.jsonl"
-    return manifest, import_folder(source, manifest, domain=domain)
+    with _new_manifest(manifest):
+        return manifest, import_folder(source, manifest, domain=domain)
+
+
+@contextmanager
+def _new_manifest(manifest: Path) -> Iterator[None]:
+    """Hold the lock of ``manifest``, refusing one that exists: an import adds a manifest, and never
+    replaces one (which training runs or evaluations may have been made from)."""
+    check_writable_output(manifest)
+    with output_lock(manifest):
+        if manifest.exists():
+            raise OutputError(f"{manifest}: already exists; remove it to import again, or choose another "
+                              f"--out or --name")
+        yield

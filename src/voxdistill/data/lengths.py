@@ -33,6 +33,7 @@ import soundfile as sf
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.data.manifest import Utterance, read_manifest, write_manifest
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import file_written_atomically
 from voxdistill.long_audio import sounding_spans
 
 
@@ -62,11 +63,9 @@ def _write_clip(folder: Path, name: str, make_audio) -> tuple[str, float]:
     """Write (or reuse) ``folder/name.flac``; returns its path and duration."""
     path = folder / f"{name}.flac"
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
         audio = make_audio()
-        tmp = folder / f".{name}.tmp.flac"
-        sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
-        tmp.replace(path)
+        with file_written_atomically(path) as tmp:
+            sf.write(tmp, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return str(path.resolve()), round(sf.info(path).frames / SAMPLE_RATE, 3)
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import text_written_atomically
 
 
 class ManifestError(VoxdistillError):
@@ -275,19 +275,11 @@ def read_manifest(path: str | Path) -> Iterator[Utterance]:
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
     """Write atomically (temporary file, then rename): a reader never sees half a manifest.
     Returns the number of lines written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for utt in utterances:
-                out.write(json.dumps(utt.to_json(), ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with text_written_atomically(path) as out:
+        for utt in utterances:
+            out.write(json.dumps(utt.to_json(), ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 

@@ -12,10 +12,8 @@ are kept.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from safetensors.torch import load_model, save_model
 
 from voxdistill.config import SettingChange, load_config, run_differences, save_config, to_dict
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import folder_written_atomically
 
 COMPLETE = "COMPLETE"
 
@@ -79,9 +78,8 @@ def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, opti
                     config, rng_states: list[dict] | None = None, self_teacher: torch.nn.Module | None = None) -> Path:
     """Write a checkpoint atomically and return its folder. ``rng_states``: one per process."""
     final = checkpoint_dir(out, state.step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    # "replace": a re-save of the same step (e.g. interrupted at a checkpoint step)
+    with folder_written_atomically(final, existing="replace") as tmp:
         save_model(model, str(tmp / "model.safetensors"))  # stores tied weights once
         torch.save(optimizer_state, tmp / "optimizer.pt")
         if self_teacher is not None:
@@ -91,12 +89,6 @@ def save_checkpoint(out: Path, state: TrainerState, model: torch.nn.Module, opti
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2))
         save_config(config, tmp / "config.yaml")
         (tmp / COMPLETE).write_text("")
-        if final.exists():  # a re-save of the same step (e.g. interrupted at a checkpoint step)
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

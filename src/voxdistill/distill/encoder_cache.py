@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from voxdistill.data.manifest import Utterance
+from voxdistill.files import file_written_atomically
 from voxdistill.models.fingerprint import preprocessing_config, weights_sha256
 
 
@@ -45,6 +45,5 @@ class EncoderStateCache:
         """Keep ``states`` (B, positions, d_model) of ``utterances``, each file written atomically."""
         for utt, row in zip(utterances, states.detach().cpu()):
             path = self._path(utt.id)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            save_file({"states": row.contiguous()}, str(tmp))
-            os.replace(tmp, path)
+            with file_written_atomically(path) as tmp:
+                save_file({"states": row.contiguous()}, str(tmp))

@@ -53,7 +53,7 @@ from voxdistill.decoding import prompt_tokens
 from voxdistill.distill.batches import LabelError, build_decoder_batch
 from voxdistill.distill.losses import IGNORE_INDEX
 from voxdistill.errors import VoxdistillError
-from voxdistill.files import sha256_of_files
+from voxdistill.files import check_new_folder, sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import ffn_state, largest, read_student_record, save_student, window_seconds
 
@@ -244,9 +244,7 @@ def prune_student(model: str, calibration: Path, out: Path, *, clips: int = 64, 
     ``calibration``; save it as a student folder ``out``. Returns ``out`` and its ``student.json`` record."""
     _check_options(keep, encoder_ffn_dim, decoder_ffn_dim)
     out, calibration = Path(out), Path(calibration)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise PruneError(f"--out {out}: already exists and is not an empty folder; choose another output "
-                         f"folder or remove it")
+    check_new_folder(out)
     utterances = calibration_utterances(calibration, clips)
     whisper = load_whisper(model)
     config = whisper.model.config

@@ -14,15 +14,13 @@ second pass changes nothing, so a crash in the middle of it is repaired by the n
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.files import write_text_atomic
+from voxdistill.files import file_written_atomically, temporary_pattern, write_text_atomic
 
 EVENT_FILES = "events.out.tfevents.*"
-_REWRITING = ".rewriting-"  # no "tfevents" in the name: TensorBoard never reads a half-written copy
+_REWRITING = "rewriting"  # the temporaries' name: no "tfevents" in it, so TensorBoard never reads a half-written copy
 
 
 class RunLogError(VoxdistillError):
@@ -97,7 +95,7 @@ def drop_events_after(folder: Path, keep_through: int) -> None:
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
 
-    for leftover in folder.glob(_REWRITING + "*"):
+    for leftover in [*folder.glob(temporary_pattern(_REWRITING)), *folder.glob(".rewriting-*")]:  # and older ones
         leftover.unlink()
     for path in sorted(folder.glob(EVENT_FILES)):
         records = list(RawEventFileLoader(str(path)).Load())  # stops before a truncated record
@@ -109,12 +107,10 @@ def drop_events_after(folder: Path, keep_through: int) -> None:
         # A record is its bytes plus 16 bytes of length and checksums.
         if len(kept) == len(records) and sum(len(r) + 16 for r in records) == path.stat().st_size:
             continue
-        fd, tmp = tempfile.mkstemp(prefix=_REWRITING, dir=folder)
-        with os.fdopen(fd, "wb") as f:
+        with file_written_atomically(path, stem=_REWRITING) as tmp, tmp.open("wb") as f:
             writer = RecordWriter(f)
             for record, _ in kept:
                 writer.write(record)
-        os.replace(tmp, path)
 
 
 def read_log(out: Path) -> list[dict]:

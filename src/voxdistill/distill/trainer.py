@@ -24,10 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import shutil
 import signal
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -54,7 +51,7 @@ from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.losses import LossParts, LossWeights
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import Interrupted, VoxdistillError
-from voxdistill.files import write_text_atomic
+from voxdistill.files import folder_written_atomically, write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
 from voxdistill.models.student import STUDENT_FILE, read_student_record
 from voxdistill.scoring.metrics import word_error_rate
@@ -456,17 +453,14 @@ class Trainer:
         saying which weights were exported (see ``exported_weights``)."""
         final = self.config.out / "model"
         if self.accelerator.is_main_process:
-            tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.config.out))
-            model, exported = self.exported_weights()
-            self._write_model(model, tmp)
-            if (record := read_student_record(self.config.student)) is not None:
-                record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,
-                                       "teacher_mode": self.teacher.mode, "teacher_fingerprint": self.teacher.fingerprint,
-                                       **exported}
-                (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2))
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            with folder_written_atomically(final, existing="replace") as tmp:
+                model, exported = self.exported_weights()
+                self._write_model(model, tmp)
+                if (record := read_student_record(self.config.student)) is not None:
+                    record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,
+                                           "teacher_mode": self.teacher.mode,
+                                           "teacher_fingerprint": self.teacher.fingerprint, **exported}
+                    (tmp / STUDENT_FILE).write_text(json.dumps(record, indent=2))
         self.accelerator.wait_for_everyone()
         return final
 

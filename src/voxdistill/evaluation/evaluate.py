@@ -18,13 +18,13 @@ in every model's record.
 
 The result is one JSON file: the first model's record at the top (``model``, ``sets``, the
 contract of DESIGN.md), every model's record under ``models``, student/reference ratios under
-``ratios``; and ``transcripts.jsonl`` beside it, every utterance with every model's transcript.
+``ratios``; and ``<name>.transcripts.jsonl`` beside it (`transcripts_path`), every utterance with
+every model's transcript, which the JSON names with its sha256.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
@@ -37,14 +37,21 @@ from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
 from voxdistill.families import family_of, load_recogniser
-from voxdistill.files import write_text_atomic
+from voxdistill.files import (check_writable_output, output_lock, sha256_of_files, text_written_atomically,
+                              write_text_atomic)
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, check_language, describe
 from voxdistill.scoring.metrics import EditCounts, char_edits, error_rate, loops, word_edits
 from voxdistill.transcribe import DecodingOptions, transcribe_checked
 
-TRANSCRIPTS_FILE = "transcripts.jsonl"
+
+def transcripts_path(out: Path) -> Path:
+    """Where the evaluation whose JSON is ``out`` writes its transcripts: beside it, named after it
+    (``metrics.json`` -> ``metrics.transcripts.jsonl``), so that evaluations sharing a folder keep
+    their own."""
+    out = Path(out)
+    return out.with_name(f"{out.stem if out.suffix == '.json' else out.name}.transcripts.jsonl")
 
 
 @dataclass(frozen=True)
@@ -143,9 +150,10 @@ def _check_manifests(manifests: list[Path]) -> None:
 
 
 class Evaluation:
-    def __init__(self, models: dict[str, Recogniser], settings: EvalSettings):
+    def __init__(self, models: dict[str, Recogniser], settings: EvalSettings, threads: int):
         self.models = models
         self.settings = settings
+        self.threads = threads  # of the runtime, as set (`set_threads`)
         options = settings.decoding
         batch_1 = replace(options, batch_size=1)
         self.runners = {label: (lambda audios, w=w, o=options: transcribe_checked(w, audios, o))
@@ -268,17 +276,33 @@ def ratios(reference: dict, other: dict) -> dict:
 def evaluate(models: list[str], manifests: list[Path], out: Path, settings: EvalSettings = EvalSettings(),
              labels: list[str] | None = None, progress: bool = True) -> dict:
     """Evaluate ``models`` (the first is the reference of the ratios, usually the teacher) on every
-    manifest; write ``out`` (JSON) and ``transcripts.jsonl`` beside it; return the JSON's content.
-    Ctrl-C or SIGTERM stops it with `errors.Interrupted`, having written neither."""
-    with kept_on_interrupt(lambda: _nothing_kept(Path(out)), RESUME_EVALUATION):
-        return _evaluate(models, manifests, out, settings, labels, progress)
+    manifest; write ``out`` (JSON) and its `transcripts_path` beside it; return the JSON's content.
+    Both outputs are checked before any model loads, and locked while they are written. Ctrl-C or
+    SIGTERM stops it with `errors.Interrupted`, having written neither."""
+    out = Path(out)
+    transcripts = transcripts_path(out)
+    for path in (out, transcripts):
+        check_writable_output(path)
+    with kept_on_interrupt(lambda: _nothing_kept(out), RESUME_EVALUATION):
+        return _evaluate(models, manifests, out, transcripts, settings, labels, progress)
 
 
-def _evaluate(models: list[str], manifests: list[Path], out: Path, settings: EvalSettings,
+def _evaluate(models: list[str], manifests: list[Path], out: Path, transcripts: Path, settings: EvalSettings,
               labels: list[str] | None, progress: bool) -> dict:
     manifests = [Path(m) for m in manifests]
     _check_manifests(manifests)
     labels = _unique_labels(models, labels)
+    with output_lock(out), output_lock(transcripts):
+        evaluation = _run(models, manifests, labels, settings, transcripts, progress)
+        result = _result(evaluation, models, manifests, labels, settings)
+        result |= {"transcripts": transcripts.name, "transcripts_sha256": sha256_of_files([transcripts])}
+        write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _run(models: list[str], manifests: list[Path], labels: list[str], settings: EvalSettings, transcripts: Path,
+         progress: bool) -> "Evaluation":
+    """Load the models, run every set, and write every utterance's transcripts to ``transcripts``."""
     threads = set_threads(settings.threads)
     loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
               for label, source in zip(labels, models)}
@@ -288,38 +312,30 @@ def _evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eva
         for recogniser in loaded.values():
             if hasattr(recogniser, "whisper"):  # a Whisper in torch (a CTC student has no decoding loop)
                 recogniser.whisper.compile_decoder()
-    evaluation = Evaluation(loaded, settings)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    transcripts_path = out.parent / TRANSCRIPTS_FILE
-    tmp = transcripts_path.with_name(f".{TRANSCRIPTS_FILE}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as transcripts:
-            for manifest in manifests:
-                evaluation.run_set(manifest, transcripts, progress)
-    except BaseException:  # Ctrl-C too: no partial transcripts are left behind
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, transcripts_path)
+    evaluation = Evaluation(loaded, settings, threads)
+    with text_written_atomically(transcripts) as stream:  # Ctrl-C too: no partial transcripts are left
+        for manifest in manifests:
+            evaluation.run_set(manifest, stream, progress)
+    return evaluation
 
+
+def _result(evaluation: "Evaluation", models: list[str], manifests: list[Path], labels: list[str],
+            settings: EvalSettings) -> dict:
     records = [evaluation.record(label, source) for label, source in zip(labels, models)]
     reference = records[0]
-    result = {
+    return {
         "model": reference["model"], "sets": reference["sets"], "reference": reference["model"],
         "models": records,
         "ratios": {r["model"]: ratios(reference, r) for r in records[1:]},
         "decoding": asdict(settings.decoding),
         "runtime": runtime_description(settings.runtime),
         "speed": machine_description() | {
-            "threads": threads, "latency_clips_per_set": settings.latency_clips,
+            "threads": evaluation.threads, "latency_clips_per_set": settings.latency_clips,
             "throughput_batch_size": settings.decoding.batch_size, "warmup_clips": settings.warmup_clips,
             "interleaved": True, "compiled_decoder": settings.compile_decoder,
         },
         "manifests": {m.stem: str(m) for m in manifests},
-        "transcripts": TRANSCRIPTS_FILE,
     }
-    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
-    return result
 
 
 RESUME_EVALUATION = "run the same command to evaluate from the start"

@@ -1,7 +1,7 @@
 """``voxdistill report``: one self-contained HTML page from distillation runs and evaluations.
 
 Inputs are run folders (``log.jsonl``, optionally ``config.yaml``), ``metrics.json`` files written
-by ``voxdistill evaluate`` (with the ``transcripts.jsonl`` they name), ``shapes.json`` files written
+by ``voxdistill evaluate`` (with the transcripts file they name), ``shapes.json`` files written
 by ``benchmarks/student_shapes.py``, or folders holding any of them.
 The page references nothing outside itself: the CSS is inline and the plots are inline SVG, so it
 can be mailed or attached to a CI run as one file.
@@ -21,7 +21,7 @@ from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
     model_runtime, reference_label, set_stats, speedup,
 )
-from voxdistill.files import write_text_atomic
+from voxdistill.files import check_writable_output, write_text_atomic
 from voxdistill.scoring.metrics import AlignedPair, align, edit_counts
 from voxdistill.scoring.normalize import normalize_english
 
@@ -81,6 +81,7 @@ def pick_examples(transcripts: list[dict], reference_model: str, students: Seque
 
 def build_report(paths: Sequence[Path], out: Path, title: str = "voxdistill report") -> Path:
     """Write the report of ``paths`` (see ``collect``) to ``out`` as one HTML file; returns ``out``."""
+    check_writable_output(out)
     return write_text_atomic(Path(out), render_report(collect(paths), title))
 
 
@@ -302,8 +303,8 @@ def _evaluation_plots(metrics: Mapping, suffix: str) -> str:
 
 def _examples(evaluation: Evaluation) -> str:
     if not evaluation.transcripts:
-        return ('<p class="absent">No transcripts: the evaluation names no transcripts file, or it is '
-                "missing beside metrics.json.</p>\n")
+        return ('<p class="absent">No transcripts: the evaluation names no transcripts file, or the one beside '
+                "it is missing or was since written by another evaluation.</p>\n")
     reference = reference_label(evaluation.metrics)
     students = [m["model"] for m in evaluation.metrics["models"] if m["model"] != reference]
     examples = pick_examples(evaluation.transcripts, reference, students)

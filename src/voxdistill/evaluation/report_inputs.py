@@ -1,5 +1,5 @@
 """What ``voxdistill report`` and the model card read: distillation runs (``log.jsonl``,
-``config.yaml``), evaluations (``metrics.json`` with its ``transcripts.jsonl``) and student-shape
+``config.yaml``), evaluations (``metrics.json`` with the transcripts file it names) and student-shape
 sweeps (``shapes.json``), found in the paths a user gives; plus the small formatting helpers both
 pages share."""
 
@@ -14,6 +14,7 @@ import yaml
 
 from voxdistill.distill.run_log import read_log
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import sha256_of_files
 
 RUN_LOG = "log.jsonl"  # what makes a folder a distillation run
 METRICS_FILE = "metrics.json"  # the name `voxdistill evaluate` gives its output
@@ -37,7 +38,7 @@ class Run:
 class Evaluation:
     path: Path  # the metrics.json
     metrics: dict
-    transcripts: list[dict]  # the transcripts.jsonl it names; empty when there is none
+    transcripts: list[dict]  # the transcripts file it names; empty when it is missing or another evaluation's
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,9 @@ def _read_evaluation(path: Path) -> Evaluation:
         raise ReportInputError(f"{path}: not an output of `voxdistill evaluate`: it needs a 'models' list "
                                f"whose entries have 'model' and 'sets'")
     transcripts: list[dict] = []
-    if metrics.get("transcripts") and (path.parent / metrics["transcripts"]).is_file():
-        jsonl = path.parent / metrics["transcripts"]
+    jsonl = path.parent / metrics["transcripts"] if metrics.get("transcripts") else None
+    # A digest that differs: the file was since written by another evaluation (older ones record none).
+    if jsonl is not None and jsonl.is_file() and metrics.get("transcripts_sha256") in (None, sha256_of_files([jsonl])):
         transcripts = [_parse_json(line, f"{jsonl}, line {n}")
                        for n, line in enumerate(jsonl.read_text().splitlines(), start=1) if line.strip()]
     return Evaluation(path, metrics, transcripts)

@@ -14,14 +14,14 @@ from pathlib import Path
 from voxdistill.errors import VoxdistillError
 from voxdistill.export.model_card import write_export_card
 from voxdistill.families import FAMILIES, family_of
-from voxdistill.files import folder_written_atomically
+from voxdistill.files import check_new_folder, folder_written_atomically, output_lock
 from voxdistill.formats.ctranslate2 import QUANTIZATIONS
 
 FORMATS = tuple(dict.fromkeys(format for family in FAMILIES for format in family.export_formats))  # of every family
 
 
 class ExportError(VoxdistillError):
-    """An export cannot be made: unknown format or quantization, or the output folder is taken."""
+    """An export cannot be made: unknown format or quantization."""
 
 
 def check_export_options(format: str, quantization: str, out: Path) -> None:
@@ -34,15 +34,13 @@ def check_export_options(format: str, quantization: str, out: Path) -> None:
     if format in ("hf", "onnx") and quantization != "float32":
         raise ExportError(f"--quantization {quantization} applies to --format ct2; a Hugging Face or ONNX folder "
                           f"is written in float32 (what every loader runs on a CPU without being told a dtype)")
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise ExportError(f"--out {out}: already exists and is not an empty folder; choose another "
-                          f"output folder or remove it")
+    check_new_folder(out)
 
 
 def export_model(model: str, format: str, out: Path, quantization: str = "float32", card: bool = True) -> Path:
     """Export ``model`` (any model argument) as ``format``, one its family has, into ``out`` (which
-    must not exist or be empty), atomically: written under a temporary name beside it, then renamed.
+    must not exist or be empty), atomically: written under a temporary name beside it, then renamed;
+    a second export to the same ``out`` meanwhile is refused (`files.output_lock`).
     ``card``: write the model card its family has for the format."""
     out = Path(out)
     check_export_options(format, quantization, out)
@@ -50,7 +48,7 @@ def export_model(model: str, format: str, out: Path, quantization: str = "float3
     if format not in family.export_formats:
         raise ExportError(f"--format {format}: {model} is a {family.title}; "
                           f"export it with --format {' or '.join(family.export_formats)}")
-    with folder_written_atomically(out) as tmp:
+    with output_lock(out), folder_written_atomically(out) as tmp:
         exported = family.export(model, format, tmp, quantization)
         usage = family.export_card_usage(exported.record) if card else None
         if usage is not None:

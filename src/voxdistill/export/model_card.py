@@ -17,7 +17,7 @@ from voxdistill.evaluation.report_inputs import (
     config_summary, format_ms, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
 )
 from voxdistill.families import FAMILIES, family_of
-from voxdistill.files import write_text_atomic
+from voxdistill.files import check_writable_output, write_text_atomic
 from voxdistill.models.student import STUDENT_FILE, read_student_record
 
 CARD_FILE = "README.md"  # where the Hugging Face hub looks for a model card
@@ -61,6 +61,14 @@ def write_student_cards(metrics: dict) -> list[Path]:
     evaluate --card``). Returns the cards' paths."""
     return [write_model_card(Path(record["source"]), metrics, record["model"])
             for record in metrics["models"] if record["role"] == "student"]
+
+
+def check_student_cards(sources: Sequence[str]) -> None:
+    """Refuse, before an evaluation starts, a student folder among ``sources`` whose card
+    (`write_student_cards`) cannot be written there (`files.OutputError`)."""
+    for source in sources:
+        if (Path(source) / STUDENT_FILE).is_file():
+            check_writable_output(Path(source) / CARD_FILE)
 
 
 def is_hub_id(source: str) -> bool:

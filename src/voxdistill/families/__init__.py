@@ -55,6 +55,7 @@ from voxdistill.distill.trainer import TrainResult
 from voxdistill.families.base import StudentFamily
 from voxdistill.families.ctc import CTC
 from voxdistill.families.whisper import WHISPER
+from voxdistill.files import check_writable_output, is_first_process, output_lock
 from voxdistill.runtime import Recogniser, Runtime
 
 FAMILIES: tuple[StudentFamily, ...] = (WHISPER, CTC)  # every family, in the order messages list them
@@ -77,5 +78,8 @@ def load_recogniser(model: str, runtime: Runtime = Runtime(), threads: int | Non
 
 def distill(config: DistillConfig, progress: bool = True, steps_this_run: int | None = None,
             allow_config_change: bool = False) -> TrainResult:
-    """Train ``config.student`` with its family's trainer (see `distill.trainer.Trainer.run`)."""
-    return family_of(config.student).trainer(config, allow_config_change).run(progress, steps_this_run)
+    """Train ``config.student`` with its family's trainer (see `distill.trainer.Trainer.run`), holding
+    the lock of the run folder (`files.output_lock`; a multi-process run, in its first process)."""
+    check_writable_output(config.out, "folder")
+    with output_lock(config.out, enabled=is_first_process()):
+        return family_of(config.student).trainer(config, allow_config_change).run(progress, steps_this_run)

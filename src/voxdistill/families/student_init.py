@@ -10,6 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from voxdistill.errors import VoxdistillError
+from voxdistill.files import check_new_folder, output_lock
 from voxdistill.models.ctc import build_ctc_student, ctc_provenance, save_ctc_student
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import (StudentConfigError, StudentSpec, build_student, parse_layers, save_student,
@@ -52,6 +53,12 @@ def init_student(request: StudentInit) -> StudentMade:
                                      "decoder; drop --decoder-layers, --d-model and --ffn-dim")
     elif request.head is not None:
         raise StudentConfigError("--head: only for --family ctc")
+    check_new_folder(request.out)
+    with output_lock(request.out):
+        return _init_student(request)
+
+
+def _init_student(request: StudentInit) -> StudentMade:
     teacher = load_whisper(request.teacher)
     encoder_layers = parse_layers(request.encoder_layers, teacher.model.config.encoder_layers, name="--encoder-layers")
     if request.family == "ctc":

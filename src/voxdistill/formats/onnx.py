@@ -15,11 +15,11 @@ import torch
 from torch import Tensor, nn
 from transformers import WhisperFeatureExtractor
 
-from voxdistill.files import folder_written_atomically, sha256_of_files
+from voxdistill.files import OutputError, check_new_folder, folder_written_atomically, sha256_of_files
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.ctc import (
     CTC_CONFIG_FILE, ONNX_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE, CTCConfigError, CTCLoadError, CTCStudent,
-    load_ctc_student, read_ctc_folder, read_record, refuse_taken, write_ctc_description, write_ctc_provenance,
+    load_ctc_student, read_ctc_folder, read_record, write_ctc_description, write_ctc_provenance,
 )
 from voxdistill.models.fingerprint import fingerprint
 from voxdistill.models.student import STUDENT_FILE
@@ -99,7 +99,7 @@ def export_onnx(model: CTCStudent, feature_extractor: WhisperFeatureExtractor, o
     """Write ``out`` (which must not exist, or be empty) atomically, as `write_onnx_folder` does: the
     graph is checked before the folder is renamed into place."""
     out = Path(out)
-    refuse_taken(out)
+    check_new_folder(out)
     with folder_written_atomically(out) as tmp:
         write_onnx_folder(model, feature_extractor, tmp, provenance, source)
     return out
@@ -125,7 +125,7 @@ def onnx_folder_for(folder: str | Path) -> Path:
         model, feature_extractor, _ = load_ctc_student(folder)
         try:
             export_onnx(model, feature_extractor, out, read_record(folder / STUDENT_FILE), source=str(folder))
-        except (OSError, CTCConfigError):
+        except (OSError, CTCConfigError, OutputError):
             if not (out / ONNX_FILE).is_file():  # unless a concurrent export finished first
                 raise
     return out

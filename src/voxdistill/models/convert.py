@@ -218,7 +218,7 @@ def write_hf_folder(
     state = whisper_state_dict_from_ct2(ct2, config)
 
     # A concurrent conversion that finishes first wrote the same result: it is kept.
-    with folder_written_atomically(out, keep_existing=True) as tmp:
+    with folder_written_atomically(out, existing="keep") as tmp:
         config.save_pretrained(tmp)
         generation_config_for(config, tokens, ct2_config).save_pretrained(tmp)
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})

@@ -42,7 +42,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE
 from voxdistill.errors import ModelLoadError
-from voxdistill.files import folder_written_atomically
+from voxdistill.files import check_new_folder, folder_written_atomically
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import (
     STUDENT_FILE, StudentConfigError, StudentSpec, build_student, window_positions, window_seconds as
@@ -260,13 +260,6 @@ def ctc_provenance(teacher: Whisper, model: CTCStudent, encoder_layers: Sequence
     }
 
 
-def refuse_taken(out: Path) -> None:
-    """A `CTCConfigError` when ``out`` exists and is not an empty folder."""
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise CTCConfigError(f"{out} already exists and is not an empty folder; choose another output "
-                             f"folder or remove it")
-
-
 def write_ctc_description(folder: Path, model: CTCStudent, feature_extractor: WhisperFeatureExtractor) -> None:
     """The files that describe the model beside its weights (safetensors or ONNX): config and
     feature extractor."""
@@ -299,7 +292,7 @@ def save_ctc_student(model: CTCStudent, feature_extractor: WhisperFeatureExtract
     ``ctc_config.json``, ``preprocessor_config.json`` and ``student.json`` (``provenance``, e.g. from
     `ctc_provenance`, with the family, head, window and alphabet)."""
     folder = Path(folder)
-    refuse_taken(folder)
+    check_new_folder(folder)
     with folder_written_atomically(folder) as tmp:
         write_ctc_provenance(tmp, model.config, provenance)
         write_ctc_folder(model, feature_extractor, tmp)

@@ -29,7 +29,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
 from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
 from voxdistill.errors import ModelLoadError, VoxdistillError
-from voxdistill.files import folder_written_atomically
+from voxdistill.files import check_new_folder, folder_written_atomically
 
 STUDENT_FILE = "student.json"  # provenance written beside the Hugging Face files
 
@@ -415,9 +415,7 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     """Write ``out`` as a Hugging Face Whisper folder (model, generation config, tokenizer, feature
     extractor) plus ``student.json``, atomically: written under a temporary name, then renamed."""
     out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise StudentConfigError(f"{out} already exists and is not an empty folder; "
-                                 f"choose another output folder or remove it")
+    check_new_folder(out)
     fe = processor.feature_extractor
     window = window_seconds(student_model.config)
     # A record without the key (made before clip-length padding, or by hand) keeps the processor's.

@@ -55,7 +55,7 @@ from voxdistill.data.dataset import clip_pad_step
 from voxdistill.data.manifest import Utterance, check_duration, read_manifest, scan_manifest, write_manifest
 from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
 from voxdistill.errors import AudioError, VoxdistillError, kept_on_interrupt
-from voxdistill.files import sha256_of_files, write_text_atomic
+from voxdistill.files import check_writable_output, output_lock, sha256_of_files, write_text_atomic
 from voxdistill.models.loading import Whisper
 from voxdistill.models.student import window_positions
 from voxdistill.runtime import Recogniser, Runtime, by_padded_length, check_language, text_of, window_seconds
@@ -327,12 +327,20 @@ def drop_reasons(record: dict, config: PseudoLabelConfig) -> list[str]:
 
 def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> PseudoLabelSummary | None:
     """Label every utterance of ``config.manifest`` into ``config.out`` (resuming a killed run).
-    Returns the summary on rank 0 and None on other ranks."""
+    Returns the summary on rank 0 and None on other ranks. Rank 0 holds the output's lock
+    (`files.output_lock`): a second run into the same folder meanwhile is refused."""
+    check_writable_output(config.out, "folder")
     # A bad line, a repeated id, no utterance or more missing audio than may be skipped: before the teacher loads.
     scan = scan_manifest(config.manifest)
     scan.refuse_missing_audio(allowed=config.max_bad_audio)
     utterances = scan.utterances
     rank, world_size = distributed_rank()
+    with output_lock(config.out, enabled=rank == 0):
+        return _pseudo_label(config, utterances, rank, world_size, progress)
+
+
+def _pseudo_label(config: PseudoLabelConfig, utterances: int, rank: int, world_size: int,
+                  progress: bool) -> PseudoLabelSummary | None:
     teacher = load_whisper_recogniser(config.teacher, config.runtime)
     if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
         raise PseudoLabelError(f"--encoder-state-seconds: {config.teacher} encodes each clip at its own length, so "

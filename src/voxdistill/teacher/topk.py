@@ -27,7 +27,6 @@ teacher's.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from voxdistill.files import file_written_atomically
 from voxdistill.runtime import TopK
 
 STREAMS = ("pseudo_label", "reference")
@@ -58,14 +58,8 @@ def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerp
         tensors[f"{prefix}offsets"] = torch.tensor([0] + [len(r.ids) for r in rows], dtype=torch.int64).cumsum(0)
     if encoder_states is not None:
         tensors["encoder_states"] = encoder_states.half()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
-                  metadata={"teacher_fingerprint": fingerprint})
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C too: no half-written file is left behind
-        tmp.unlink(missing_ok=True)
-        raise
+    with file_written_atomically(path) as tmp:  # Ctrl-C too: no half-written file is left behind
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp), metadata={"teacher_fingerprint": fingerprint})
 
 
 class TopKCache:
