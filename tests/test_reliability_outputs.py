@@ -295,3 +295,64 @@ def test_a_full_disk_is_one_line_naming_the_output(inputs, tmp_path):
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert not out.exists()
     assert not hidden(tmp_path)  # neither the half-written temporary nor the lock
+
+
+@pytest.mark.parametrize("command", ["student init", "export", "pseudo-label"])
+def test_a_full_disk_under_safetensors_is_one_line_too(command, inputs, tmp_path):
+    """safetensors reports a failed write in its own exception type, not OSError: still one line
+    naming the output, and no half-written model or shard under its final name."""
+    out = tmp_path / "out"
+    result = run(*_args(command, inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(2048))
+    assert_refused(result, 2, f"error: {out}", "cannot write: File too large; free space there")
+    assert not list(out.rglob("*.safetensors")) if out.exists() else True
+
+
+# -- cases of the probe (issue 22): outputs that would destroy inputs or users' files, bad options -----
+
+
+def test_an_output_that_is_an_input_is_refused(inputs, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    shutil.copy(inputs["one"], manifest)
+    before = manifest.read_bytes()
+    result = run("evaluate", "--model", inputs["model"], "--manifest", manifest, "--out", manifest, *QUICK_EVALUATION)
+    assert_refused(result, 2, f"{manifest}: is also an input of this command")
+    assert manifest.read_bytes() == before
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"not": "touched"}')
+    result = run("report", metrics, "--out", metrics)
+    assert_refused(result, 2, f"{metrics}: is also an input of this command")
+    assert metrics.read_text() == '{"not": "touched"}'
+
+
+def test_pseudo_label_never_fills_a_folder_of_other_files(inputs, tmp_path):
+    recordings = tmp_path / "my-recordings"
+    recordings.mkdir()
+    (recordings / "notes.txt").write_text("mine")
+    result = run(*_args("pseudo-label", inputs, recordings, tmp_path))
+    assert_refused(result, 2, f"{recordings}: holds other files and no pseudo-labelling run")
+    assert tree(recordings) == {"notes.txt": b"mine"}
+
+
+def test_importing_a_folder_without_audio_writes_nothing(tmp_path):
+    source = tmp_path / "empty-source"
+    source.mkdir()
+    (source / "readme.txt").write_text("no audio here")
+    result = run("corpus", "import", source, "--out", tmp_path / "data")
+    assert_refused(result, 2, f"{source.resolve()}: holds no audio file")
+    assert not (tmp_path / "data" / "empty-source.jsonl").exists()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (("--label", " "), "a model label is empty"),
+    (("--temperature-fallback", "-1"), "--temperature-fallback: '-1': each temperature is above 0 and at most 2"),
+])
+def test_an_empty_label_or_a_temperature_out_of_range_is_refused(flags, named, inputs, tmp_path):
+    result = run("evaluate", "--model", inputs["model"], "--manifest", inputs["one"], "--out", tmp_path / "m.json",
+                 *QUICK_EVALUATION, *flags)
+    assert_refused(result, 2, named)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_run_of_no_steps_is_refused(inputs, tmp_path):
+    result = run("distill", "--config", distill_config(tmp_path, inputs["model"], inputs["one"]), "--steps-this-run", "0")
+    assert_refused(result, 2, "--steps-this-run")

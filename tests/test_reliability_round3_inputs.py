@@ -131,6 +131,19 @@ def test_config_shapes_that_disagree_with_the_weights_name_the_tensor(tiny_rando
                               f"but config.json makes it [{config['decoder_ffn_dim']}]")
 
 
+def test_a_config_with_fewer_layers_than_the_weights_is_refused(tiny_random_whisper, tmp_path):
+    """transformers would drop the layers config.json has no place for and run a smaller model."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_random_whisper, model)
+    config = json.loads((model / "config.json").read_text())
+    assert config["encoder_layers"] > 1
+    config["encoder_layers"] -= 1
+    (model / "config.json").write_text(json.dumps(config))
+    result = voxdistill("model", "info", model)
+    assert_refused(result, 2, f"error: {model}: the weights hold", "that config.json has no place for",
+                   f"model.encoder.layers.{config['encoder_layers']}.")
+
+
 @pytest.mark.parametrize("runtime", ["torch", "ct2"])
 @pytest.mark.parametrize("damage", ["no vocabulary", "truncated model.bin"])
 def test_a_damaged_ctranslate2_folder_is_named_in_either_runtime(damage, runtime, ct2_folder, speech_dir, tmp_path):

@@ -15,6 +15,7 @@ import fcntl
 import glob
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -39,20 +40,30 @@ class OutputBusyError(OutputError):
     """Another process is writing the same output."""
 
 
-def _cannot_write(path: Path, err: OSError) -> OutputError:
-    advice = ("free space there or choose another output" if err.errno in _FULL
+def _cannot_write(path: Path, code: int) -> OutputError:
+    advice = ("free space there or choose another output" if code in _FULL
               else "choose another output, or make that place writable")
-    return OutputError(f"{path}: cannot write: {err.strerror}; {advice}")
+    return OutputError(f"{path}: cannot write: {os.strerror(code)}; {advice}")
+
+
+def _os_error_code(err: Exception) -> int | None:
+    """The errno of an OSError, or of an I/O failure a library written in Rust reports in its own
+    exception type (safetensors' ``SafetensorError``: "... I/O error: File too large (os error 27)")."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    return int(found.group(1)) if found else None
 
 
 @contextmanager
 def _writing(path: Path, errnos: tuple[int, ...] = _FULL + _REFUSED) -> Iterator[None]:
-    """Turn an OSError with one of ``errnos`` into an OutputError naming the output ``path``."""
+    """Turn an OSError with one of ``errnos`` (or a library's I/O error carrying one) into an
+    OutputError naming the output ``path``."""
     try:
         yield
-    except OSError as err:
-        if err.errno in errnos:
-            raise _cannot_write(path, err) from err
+    except Exception as err:
+        if _os_error_code(err) in errnos:
+            raise _cannot_write(path, _os_error_code(err)) from err
         raise
 
 
@@ -224,6 +235,14 @@ def _locked(lock: Path, path: Path) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+def check_not_an_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
+    """An OutputError when the output ``out`` is the same file as one of the command's ``inputs``:
+    writing it would destroy what the command reads."""
+    out = Path(out)
+    if out.exists() and any(Path(i).exists() and os.path.samefile(out, i) for i in inputs):
+        raise OutputError(f"{out}: is also an input of this command, which would be overwritten; choose another output")
 
 
 def check_writable_output(path: str | Path, kind: str = "file") -> None:

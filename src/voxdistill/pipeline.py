@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -337,7 +337,7 @@ def _evaluation_inputs(models: list[str], manifests: list[Path], settings: EvalS
         "models": [named(source) for source in models],  # in order: the first is the reference of the ratios
         "weights": {named(source): _weights_sha256(source) for source in models},
         "manifests": {named(m): sha256_of_files([m]) for m in manifests},
-        "settings": asdict(settings),
+        "settings": to_dict(settings),  # plain data, as read back from JSON (tuples as lists)
         "scoring": scoring_identity(),
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from voxdistill.cli.options import at_least
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -20,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=1e-4 (repeatable); a mapping given for "
                         "a section, e.g. --set 'optim={lr: 1e-4}', changes only the keys it names")
-    p.add_argument("--steps-this-run", type=int, default=None, metavar="N",
+    p.add_argument("--steps-this-run", type=at_least(1), default=None, metavar="N",
                    help="stop after N steps with a checkpoint; the same command continues the run")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (every key; defaults, --config and --set applied) as "

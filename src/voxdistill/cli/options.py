@@ -125,9 +125,12 @@ def temperatures(value: str) -> tuple[float, ...]:
     if value.strip().lower() == "none":
         return ()
     try:
-        return tuple(float(t) for t in value.split(","))
+        values = tuple(float(t) for t in value.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers, nor 'none'") from None
+    if not all(0 < t <= 2 for t in values):
+        raise argparse.ArgumentTypeError(f"{value!r}: each temperature is above 0 and at most 2")
+    return values
 
 
 def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None:
@@ -162,9 +165,11 @@ def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None
 def speech_checks(args: argparse.Namespace):
     from voxdistill.decoding import SpeechChecks
 
+    if not hasattr(args, "temperature_fallback"):  # pseudo-label: its thresholds are its filters', read at merge
+        return SpeechChecks(vad=not args.no_vad, vad_threshold=args.vad_threshold)
     return SpeechChecks(no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold,
                         compression_ratio_threshold=args.compression_ratio_threshold,
-                        temperatures=getattr(args, "temperature_fallback", ()), vad=not args.no_vad,
+                        temperatures=args.temperature_fallback, vad=not args.no_vad,
                         vad_threshold=args.vad_threshold)
 
 

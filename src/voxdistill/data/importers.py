@@ -41,7 +41,11 @@ def folder_utterances(folder: Path, domain: str | None = None) -> Iterator[Utter
 
 
 def import_folder(folder: Path, manifest: Path, domain: str | None = None) -> int:
-    return write_manifest(manifest, folder_utterances(folder, domain))
+    utterances = list(folder_utterances(folder, domain))
+    if not utterances:
+        raise ManifestError(f"{folder}: holds no audio file ({', '.join(sorted(AUDIO_EXTENSIONS))}, searched in "
+                            f"every subfolder); give the folder of your recordings")
+    return write_manifest(manifest, utterances)
 
 
 def open_hf_dataset(dataset_path: Path, split: str | None = None):

@@ -37,8 +37,8 @@ from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
 from voxdistill.families import family_of, load_recogniser
-from voxdistill.files import (check_writable_output, output_lock, sha256_of_files, text_written_atomically,
-                              write_text_atomic)
+from voxdistill.files import (check_not_an_input, check_writable_output, output_lock, sha256_of_files,
+                              text_written_atomically, write_text_atomic)
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, check_language, describe
@@ -132,6 +132,8 @@ def _unique_labels(sources: list[str], labels: list[str] | None) -> list[str]:
         raise VoxdistillError(f"{len(labels)} labels for {len(sources)} models; give one --label per --model")
     if len(set(labels)) != len(labels):
         raise VoxdistillError(f"model labels must differ, got {labels}; name them with --label")
+    if any(not label.strip() for label in labels):
+        raise VoxdistillError(f"a model label is empty, got {labels}; name each model with a word or two (--label)")
     return labels
 
 
@@ -283,6 +285,7 @@ def evaluate(models: list[str], manifests: list[Path], out: Path, settings: Eval
     transcripts = transcripts_path(out)
     for path in (out, transcripts):
         check_writable_output(path)
+        check_not_an_input(path, manifests)
     with kept_on_interrupt(lambda: _nothing_kept(out), RESUME_EVALUATION):
         return _evaluate(models, manifests, out, transcripts, settings, labels, progress)
 

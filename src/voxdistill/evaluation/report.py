@@ -21,7 +21,7 @@ from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
     model_runtime, reference_label, set_stats, speedup,
 )
-from voxdistill.files import check_writable_output, write_text_atomic
+from voxdistill.files import check_not_an_input, check_writable_output, write_text_atomic
 from voxdistill.scoring.metrics import AlignedPair, align, edit_counts
 from voxdistill.scoring.normalize import normalize_english
 
@@ -82,6 +82,7 @@ def pick_examples(transcripts: list[dict], reference_model: str, students: Seque
 def build_report(paths: Sequence[Path], out: Path, title: str = "voxdistill report") -> Path:
     """Write the report of ``paths`` (see ``collect``) to ``out`` as one HTML file; returns ``out``."""
     check_writable_output(out)
+    check_not_an_input(out, paths)
     return write_text_atomic(Path(out), render_report(collect(paths), title))
 
 

@@ -223,6 +223,12 @@ def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, Wh
         raise ModelLoadError(f"{folder}: the weights lack {len(missing)} tensor(s) that config.json needs "
                              f"(e.g. {missing[0]}): they belong to another model or are damaged; copy or "
                              f"export the model again")
+    if info["unexpected_keys"]:
+        # transformers would drop them and run a smaller model than the weights hold.
+        unused = sorted(info["unexpected_keys"])
+        raise ModelLoadError(f"{folder}: the weights hold {len(unused)} tensor(s) that config.json has no place for "
+                             f"(e.g. {unused[0]}): config.json describes a smaller model (fewer layers?) than the "
+                             f"weights; copy or export the model again")
     return processor, model
 
 

@@ -11,8 +11,10 @@ Each clip's outcome is one of `DECISIONS`, which ``evaluate`` writes beside ever
   log-probability below its own): empty;
 - ``no_speech_vad``: the model doubted (a no-speech probability above the threshold, or no
   temperature passed) and Silero VAD found no speech in the clip: empty;
-- ``unsure``: no temperature passed and VAD heard speech (or is off): the last decoding is kept, as
-  Whisper keeps it;
+- ``unsure``: no temperature passed and VAD heard speech (or is off): of the decodings that did not
+  loop (all of them, if each did), the one of highest mean log-probability is kept, as faster-whisper
+  keeps it (openai-whisper keeps the last, sampled at the highest temperature: on a spoken digit the
+  teacher doubts, that is invented text);
 - ``unchecked``: a model without the confidence signals (a CTC student), decoded once.
 
 A clip that passes at once costs nothing more than its decoding: the signals come with it (one
@@ -44,6 +46,7 @@ class Checked:
     temperature: float  # of the decoding kept
     avg_logprob: float | None = None  # None: a model without confidence signals
     no_speech_prob: float | None = None
+    looping: bool = False  # its compression ratio is above the threshold
 
 
 def decode_checked(recogniser: Recogniser, audios: Sequence[np.ndarray], options: DecodingOptions) -> list[Checked]:
@@ -66,6 +69,7 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
     checks = options.checks
     decoded = recogniser.decode_scored(recogniser.encode(clips), options, _seconds(clips))
     results = [_judge(recogniser, checks, d, options.temperature) for d in decoded]
+    tried = [[r] for r in results]  # every decoding of each clip, for those no temperature passes
     for temperature in checks.temperatures:
         again = [i for i, r in enumerate(results) if r.decision == "unsure"]
         if not again:
@@ -75,7 +79,15 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
                                            _seconds(sampled))
         for i, d in zip(again, decoded):
             results[i] = _judge(recogniser, checks, d, temperature)
+            tried[i].append(results[i])
+    results = [_most_likely(candidates) if r.decision == "unsure" else r for r, candidates in zip(results, tried)]
     return [_confirmed(checks, result, clip) for result, clip in zip(results, clips)]
+
+
+def _most_likely(candidates: list[Checked]) -> Checked:
+    """Of decodings none of which passed, the one of highest mean log-probability among those that do
+    not loop (among all, if each does)."""
+    return max([c for c in candidates if not c.looping] or candidates, key=lambda c: c.avg_logprob)
 
 
 def _judge(recogniser: Recogniser, checks: SpeechChecks, decoded: Decoded, temperature: float) -> Checked:
@@ -88,7 +100,7 @@ def _judge(recogniser: Recogniser, checks: SpeechChecks, decoded: Decoded, tempe
     looping = (checks.compression_ratio_threshold is not None
                and compression_ratio(text_of(recogniser, decoded.tokens)) > checks.compression_ratio_threshold)
     decision = "unsure" if looping or unsure_of_it else "speech" if temperature == 0 else "fallback"
-    return Checked(decoded.tokens, decision, temperature, **signals)
+    return Checked(decoded.tokens, decision, temperature, **signals, looping=looping)
 
 
 def _confirmed(checks: SpeechChecks, result: Checked, clip: np.ndarray) -> Checked:

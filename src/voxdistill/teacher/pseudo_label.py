@@ -144,6 +144,14 @@ def run_identity(config: PseudoLabelConfig, teacher: Recogniser) -> dict:
     }
 
 
+def _refuse_a_folder_of_other_files(out: Path) -> None:
+    """A PseudoLabelError when ``out`` holds files but no pseudo-labelling run: the user's own
+    folder, which this command would fill with its outputs."""
+    if out.is_dir() and not (out / "run.json").is_file() and {p.name for p in out.iterdir()} - {"shards"}:
+        raise PseudoLabelError(f"{out}: holds other files and no pseudo-labelling run; give a new or empty folder "
+                               f"as --out (a run's own folder, with its run.json, resumes)")
+
+
 def _claim_output(config: PseudoLabelConfig, identity: dict, rank: int, world_size: int) -> None:
     run_file = config.out / "run.json"
     if rank == 0:
@@ -330,6 +338,7 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     Returns the summary on rank 0 and None on other ranks. Rank 0 holds the output's lock
     (`files.output_lock`): a second run into the same folder meanwhile is refused."""
     check_writable_output(config.out, "folder")
+    _refuse_a_folder_of_other_files(config.out)
     # A bad line, a repeated id, no utterance or more missing audio than may be skipped: before the teacher loads.
     scan = scan_manifest(config.manifest)
     scan.refuse_missing_audio(allowed=config.max_bad_audio)
