@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
 
 from voxdistill.audio import load_audio
+from voxdistill.config import to_dict
 from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
@@ -330,7 +331,7 @@ def _result(evaluation: "Evaluation", models: list[str], manifests: list[Path], 
         "model": reference["model"], "sets": reference["sets"], "reference": reference["model"],
         "models": records,
         "ratios": {r["model"]: ratios(reference, r) for r in records[1:]},
-        "decoding": asdict(settings.decoding),
+        "decoding": to_dict(settings.decoding),  # plain data, as the JSON reads back
         "runtime": runtime_description(settings.runtime),
         "speed": machine_description() | {
             "threads": evaluation.threads, "latency_clips_per_set": settings.latency_clips,
