@@ -31,7 +31,7 @@ import numpy as np
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.decoding import Decoded, DecodingOptions, SpeechChecks
 from voxdistill.runtime import Recogniser, by_padded_length, text_of
-from voxdistill.scoring.metrics import compression_ratio
+from voxdistill.scoring.metrics import basic_normalize, compression_ratio
 
 DECISIONS = ("speech", "fallback", "no_speech", "no_speech_vad", "unsure", "unchecked")
 EMPTY_DECISIONS = ("no_speech", "no_speech_vad")
@@ -97,10 +97,12 @@ def _judge(recogniser: Recogniser, checks: SpeechChecks, decoded: Decoded, tempe
     if checks.no_speech_threshold is not None and decoded.no_speech_prob > checks.no_speech_threshold and (
             checks.logprob_threshold is None or unsure_of_it):
         return Checked([], "no_speech", temperature, **signals)
-    looping = (checks.compression_ratio_threshold is not None
-               and compression_ratio(text_of(recogniser, decoded.tokens)) > checks.compression_ratio_threshold)
+    text = text_of(recogniser, decoded.tokens)
+    looping = checks.compression_ratio_threshold is not None and compression_ratio(text) > checks.compression_ratio_threshold
     decision = "unsure" if looping or unsure_of_it else "speech" if temperature == 0 else "fallback"
-    return Checked(decoded.tokens, decision, temperature, **signals, looping=looping)
+    # A transcript without a word (".", "♪") is empty: what a model writes for a sound it cannot name.
+    tokens = decoded.tokens if basic_normalize(text) else []
+    return Checked(tokens, decision, temperature, **signals, looping=looping)
 
 
 def _confirmed(checks: SpeechChecks, result: Checked, clip: np.ndarray) -> Checked:
