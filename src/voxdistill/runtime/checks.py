@@ -98,7 +98,8 @@ def _judge(recogniser: Recogniser, checks: SpeechChecks, decoded: Decoded, tempe
             checks.logprob_threshold is None or unsure_of_it):
         return Checked([], "no_speech", temperature, **signals)
     text = text_of(recogniser, decoded.tokens)
-    looping = checks.compression_ratio_threshold is not None and compression_ratio(text) > checks.compression_ratio_threshold
+    limit = checks.compression_ratio_threshold
+    looping = limit is not None and compression_ratio(text) > limit
     decision = "unsure" if looping or unsure_of_it else "speech" if temperature == 0 else "fallback"
     # A transcript without a word (".", "♪") is empty: what a model writes for a sound it cannot name.
     tokens = decoded.tokens if basic_normalize(text) else []

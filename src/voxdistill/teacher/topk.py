@@ -59,7 +59,8 @@ def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerp
     if encoder_states is not None:
         tensors["encoder_states"] = encoder_states.half()
     with file_written_atomically(path) as tmp:  # Ctrl-C too: no half-written file is left behind
-        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp), metadata={"teacher_fingerprint": fingerprint})
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
+                  metadata={"teacher_fingerprint": fingerprint})
 
 
 class TopKCache:
