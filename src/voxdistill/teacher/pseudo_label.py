@@ -338,13 +338,14 @@ def run_pseudo_label(config: PseudoLabelConfig, progress: bool = True) -> Pseudo
     Returns the summary on rank 0 and None on other ranks. Rank 0 holds the output's lock
     (`files.output_lock`): a second run into the same folder meanwhile is refused."""
     check_writable_output(config.out, "folder")
-    _refuse_a_folder_of_other_files(config.out)
     # A bad line, a repeated id, no utterance or more missing audio than may be skipped: before the teacher loads.
     scan = scan_manifest(config.manifest)
     scan.refuse_missing_audio(allowed=config.max_bad_audio)
     utterances = scan.utterances
     rank, world_size = distributed_rank()
     with output_lock(config.out, enabled=rank == 0):
+        # Under the lock: a folder another run is filling is that run's, not "other files".
+        _refuse_a_folder_of_other_files(config.out)
         return _pseudo_label(config, utterances, rank, world_size, progress)
 
 
