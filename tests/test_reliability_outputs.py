@@ -293,8 +293,18 @@ def test_a_full_disk_is_one_line_naming_the_output(inputs, tmp_path):
     result = run(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
     assert_refused(result, 2, f"error: {out}: cannot write: File too large; free space there or choose another output")
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "metrics.transcripts.jsonl").exists()  # neither, not one alone
     assert not hidden(tmp_path)  # neither the half-written temporary nor the lock
+
+
+def test_a_full_disk_keeps_the_earlier_evaluation_whole(inputs, tmp_path):
+    """The transcripts fit, the metrics do not: the earlier metrics and transcripts stay, as a pair."""
+    out = tmp_path / "metrics.json"
+    assert run(*_args("evaluate", inputs, out, tmp_path)).returncode == 0
+    before = tree(tmp_path)
+    result = run(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
+    assert_refused(result, 2, f"error: {out}: cannot write: File too large")
+    assert tree(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", ["student init", "export", "pseudo-label"])
@@ -339,7 +349,14 @@ def test_importing_a_folder_without_audio_writes_nothing(tmp_path):
     (source / "readme.txt").write_text("no audio here")
     result = run("corpus", "import", source, "--out", tmp_path / "data")
     assert_refused(result, 2, f"{source.resolve()}: holds no audio file")
-    assert not (tmp_path / "data" / "empty-source.jsonl").exists()
+    assert not (tmp_path / "data").exists()  # nor the folder it would have created
+
+
+def test_an_import_that_fails_on_a_full_disk_leaves_no_folder(inputs, tmp_path):
+    out = tmp_path / "new" / "data"
+    result = run("corpus", "import", inputs["audio"], "--out", out, preexec_fn=_fill_the_disk_at(16))
+    assert_refused(result, 2, f"error: {out / 'audio.jsonl'}: cannot write: File too large")
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("flags, named", [

@@ -176,6 +176,22 @@ def folder_written_atomically(out: str | Path, existing: str = "refuse") -> Iter
         raise
 
 
+@contextmanager
+def folders_created_for(folder: str | Path) -> Iterator[None]:
+    """For a block that creates ``folder`` (and the folders above it that do not exist yet) and
+    fills it: when the block raises, the folders it created go with what it wrote into them, so a
+    failed command leaves no empty or half-filled output folder behind. Folders that existed
+    before the block are left alone."""
+    folder = Path(os.path.abspath(folder))
+    missing = [p for p in (folder, *folder.parents) if not (p.exists() or p.is_symlink())]
+    try:
+        yield
+    except BaseException:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
+
+
 def is_first_process() -> bool:
     """Whether this is the first (or only) process of a run: ``torchrun`` and ``accelerate launch``
     number their processes in ``RANK``."""

@@ -12,7 +12,7 @@ import soundfile as sf
 from voxdistill.audio import audio_duration
 from voxdistill.data.manifest import ManifestError, Utterance, write_manifest
 from voxdistill.errors import AudioError
-from voxdistill.files import OutputError, check_writable_output, output_lock
+from voxdistill.files import OutputError, check_writable_output, folders_created_for, output_lock
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 # Column names that hold the transcript in common speech datasets, in order of preference.
@@ -115,11 +115,11 @@ def import_source(source: Path, out_dir: Path, *, name: str | None = None, domai
     check_writable_output(out_dir, "folder")
     if is_hf_dataset(source):
         data, split = open_hf_dataset(source, split)
-        with _new_manifest(out_dir / f"{split}.jsonl"):
+        with folders_created_for(out_dir / "audio" / split), _new_manifest(out_dir / f"{split}.jsonl"):
             return import_hf_dataset(data, split, source, out_dir, audio_column=audio_column,
                                      text_column=text_column, domain=domain)
     manifest = out_dir / f"{name or source.resolve().name}.jsonl"
-    with _new_manifest(manifest):
+    with folders_created_for(out_dir), _new_manifest(manifest):
         return manifest, import_folder(source, manifest, domain=domain)
 
 

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -38,8 +39,8 @@ from voxdistill.data.manifest import read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
 from voxdistill.families import family_of, load_recogniser
-from voxdistill.files import (check_not_an_input, check_writable_output, output_lock, sha256_of_files,
-                              text_written_atomically, write_text_atomic)
+from voxdistill.files import (check_not_an_input, check_writable_output, file_written_atomically, output_lock,
+                              sha256_of_files, write_text_atomic)
 from voxdistill.models.loading import BUNDLED_PREFIX
 from voxdistill.models.student import STUDENT_FILE
 from voxdistill.runtime import Recogniser, Runtime, RuntimeConfigError, check_language, describe
@@ -296,15 +297,20 @@ def _evaluate(models: list[str], manifests: list[Path], out: Path, transcripts: 
     manifests = [Path(m) for m in manifests]
     _check_manifests(manifests)
     labels = _unique_labels(models, labels)
-    with output_lock(out), output_lock(transcripts):
-        evaluation = _run(models, manifests, labels, settings, transcripts, progress)
+    # The transcripts' temporary is renamed into place only after the metrics are: an error on the
+    # way (a full disk, Ctrl-C) leaves the earlier pair as it was, never new transcripts beside old
+    # metrics. (A crash between the two renames leaves a pair whose checksum disagrees, which the
+    # report notices.)
+    with output_lock(out), output_lock(transcripts), file_written_atomically(transcripts) as written:
+        with written.open("w", encoding="utf-8") as stream:
+            evaluation = _run(models, manifests, labels, settings, stream, progress)
         result = _result(evaluation, models, manifests, labels, settings)
-        result |= {"transcripts": transcripts.name, "transcripts_sha256": sha256_of_files([transcripts])}
+        result |= {"transcripts": transcripts.name, "transcripts_sha256": sha256_of_files([written])}
         write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _run(models: list[str], manifests: list[Path], labels: list[str], settings: EvalSettings, transcripts: Path,
+def _run(models: list[str], manifests: list[Path], labels: list[str], settings: EvalSettings, transcripts: TextIO,
          progress: bool) -> "Evaluation":
     """Load the models, run every set, and write every utterance's transcripts to ``transcripts``."""
     threads = set_threads(settings.threads)
@@ -317,9 +323,8 @@ def _run(models: list[str], manifests: list[Path], labels: list[str], settings: 
             if hasattr(recogniser, "whisper"):  # a Whisper in torch (a CTC student has no decoding loop)
                 recogniser.whisper.compile_decoder()
     evaluation = Evaluation(loaded, settings, threads)
-    with text_written_atomically(transcripts) as stream:  # Ctrl-C too: no partial transcripts are left
-        for manifest in manifests:
-            evaluation.run_set(manifest, stream, progress)
+    for manifest in manifests:
+        evaluation.run_set(manifest, transcripts, progress)
     return evaluation
 
 
