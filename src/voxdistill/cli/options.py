@@ -133,6 +133,17 @@ def temperatures(value: str) -> tuple[float, ...]:
     return values
 
 
+# Whisper's transcriber's thresholds, their defaults and letters: read by the checks on every decoded
+# window (`check_arguments`) and by pseudo-label's filters (`filter_arguments`), each with its own help.
+WHISPER_THRESHOLDS = {"--no-speech-threshold": (0.6, "P"), "--logprob-threshold": (-1.0, "L"),
+                      "--compression-ratio-threshold": (2.4, "R")}
+
+
+def _whisper_threshold(group, flag: str, help: str) -> None:
+    default, metavar = WHISPER_THRESHOLDS[flag]
+    group.add_argument(flag, type=or_none(float), default=default, metavar=metavar, help=f"{help} (default {default:g})")
+
+
 def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None:
     """The flags of the checks on each decoded window (`decoding.SpeechChecks`). ``thresholds``: also
     Whisper's three thresholds and the temperature fallback (pseudo-label takes the thresholds from
@@ -143,15 +154,12 @@ def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None
         "model doubts is decoded again at higher temperatures; each utterance's decision is recorded. 'none' turns "
         "a rule off.")
     if thresholds:
-        group.add_argument("--no-speech-threshold", type=or_none(float), default=0.6, metavar="P",
-                           help="a window whose no-speech probability is above P and mean log-probability below "
-                                "--logprob-threshold is silence: empty (default 0.6)")
-        group.add_argument("--logprob-threshold", type=or_none(float), default=-1.0, metavar="L",
-                           help="a window whose tokens' mean log-probability is below L is decoded again at the next "
-                                "temperature (default -1.0)")
-        group.add_argument("--compression-ratio-threshold", type=or_none(float), default=2.4, metavar="R",
-                           help="a window whose text zlib compresses by more than R (a loop) is decoded again at the "
-                                "next temperature (default 2.4)")
+        _whisper_threshold(group, "--no-speech-threshold", "a window whose no-speech probability is above P and mean "
+                                                           "log-probability below --logprob-threshold is silence: empty")
+        _whisper_threshold(group, "--logprob-threshold", "a window whose tokens' mean log-probability is below L is "
+                                                         "decoded again at the next temperature")
+        _whisper_threshold(group, "--compression-ratio-threshold", "a window whose text zlib compresses by more than R "
+                                                                   "(a loop) is decoded again at the next temperature")
         group.add_argument("--temperature-fallback", type=temperatures, default=(0.2, 0.4, 0.6, 0.8, 1.0),
                            metavar="T,T,...", help="the temperatures tried in turn (default 0.2,0.4,0.6,0.8,1.0; "
                                                    "'none': decode once)")
@@ -200,15 +208,12 @@ def filter_arguments(parser: argparse.ArgumentParser) -> None:
         "Whisper's own rules and defaults; 'none' turns one off. Utterances with a reference are judged by "
         "--wer-threshold instead. The filters read values every record keeps, so running the same command "
         "again with other thresholds relabels nothing.")
-    group.add_argument("--compression-ratio-threshold", type=or_none(float), default=2.4, metavar="R",
-                       help="drop a transcript whose text zlib compresses by more than R: a repetition loop "
-                            "(default 2.4)")
-    group.add_argument("--logprob-threshold", type=or_none(float), default=-1.0, metavar="L",
-                       help="drop a transcript whose tokens' mean log-probability under the teacher is below L "
-                            "(default -1.0)")
-    group.add_argument("--no-speech-threshold", type=or_none(float), default=0.6, metavar="P",
-                       help="drop as non-speech a clip whose no-speech probability is above P, unless its mean "
-                            "log-probability is above --logprob-threshold (default 0.6)")
+    _whisper_threshold(group, "--compression-ratio-threshold", "drop a transcript whose text zlib compresses by more "
+                                                               "than R: a repetition loop")
+    _whisper_threshold(group, "--logprob-threshold", "drop a transcript whose tokens' mean log-probability under the "
+                                                     "teacher is below L")
+    _whisper_threshold(group, "--no-speech-threshold", "drop as non-speech a clip whose no-speech probability is above "
+                                                       "P, unless its mean log-probability is above --logprob-threshold")
     group.add_argument("--no-speech-alone", action="store_true",
                        help="apply --no-speech-threshold whatever the log-probability: also drops a transcript the "
                             "teacher is sure of in silence (tiny.en's \"you\")")
