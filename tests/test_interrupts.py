@@ -15,13 +15,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.cli_run import VOXDISTILL
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.distill.checkpoint import complete_checkpoints
 
-VOXDISTILL = [sys.executable, "-m", "voxdistill.cli"]
 # The demo's command line with test_pipeline's small corpus as its demo preset.
 SMALL_DEMO = [sys.executable, "-m", "tests.demo_small", "demo"]
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT as a terminal's command gets it. A shell starts a background job (e.g.
+    the test suite run with ``&``) with SIGINT ignored, which its children inherit and Python keeps."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt_when(args: list, ready: Callable[[], bool], logs: Path, signum: int = signal.SIGINT
@@ -31,7 +37,8 @@ def interrupt_when(args: list, ready: Callable[[], bool], logs: Path, signum: in
     logs.mkdir(parents=True, exist_ok=True)
     env = os.environ.copy() | {"PYTHONUNBUFFERED": "1"}  # a test may wait for a line of stdout
     with (logs / "stdout").open("w") as stdout, (logs / "stderr").open("w") as stderr:
-        proc = subprocess.Popen([*map(str, args)], stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
+        proc = subprocess.Popen([*map(str, args)], stdout=stdout, stderr=stderr, env=env, cwd=ROOT,
+                                preexec_fn=_ctrl_c_as_in_a_terminal)
         while proc.poll() is None and not ready():
             time.sleep(0.05)
         proc.send_signal(signum)
@@ -68,7 +75,7 @@ def test_pseudo_label_keeps_committed_shards_and_the_same_command_resumes(tiny_r
     manifest = speech_manifest(speech_dir, tmp_path / "speech.jsonl", copies=40)
     out = tmp_path / "labels"
     command = [*VOXDISTILL, "pseudo-label", "--teacher", tiny_random_whisper, "--manifest", manifest, "--out", out,
-               "--shard-size", "2", "--batch-size", "2"]
+               "--shard-size", "2", "--batch-size", "2", "--max-new-tokens", "8"]
     stopped = interrupt_when(command, lambda: (out / "shards" / "00000.jsonl").is_file(), tmp_path / "logs")
 
     message = stopped_with(stopped, signal.SIGINT)

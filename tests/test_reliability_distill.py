@@ -1,4 +1,4 @@
-"""Reliability of `voxdistill distill` through the command line, in real subprocesses: honest logs
+"""Reliability of `voxdistill distill` through the command line (killed in a real subprocess): honest logs
 after a kill -9 (RELIABILITY 14), no silent config drift on resume (15), the student's own teacher
 holding pseudo-labels to the consistency rule (8), and `--print-config`."""
 
@@ -8,13 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
+from tests.cli_run import VOXDISTILL, voxdistill
 from tests.conftest import make_tiny_whisper
 from tests.test_distill import config_dict, setup, write_config  # noqa: F401  (setup is a fixture)
 from voxdistill.config import describe_fields, from_dict, load_config
@@ -22,13 +22,6 @@ from voxdistill.distill.checkpoint import complete_checkpoints
 from voxdistill.distill.config import DistillConfig
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
-
-VOXDISTILL = [sys.executable, "-m", "voxdistill.cli"]
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([*VOXDISTILL, *map(str, args)], capture_output=True, text=True, env=os.environ.copy())
-
 
 def logged_steps(out: Path) -> list[int]:
     path = out / "log.jsonl"
@@ -76,7 +69,7 @@ def test_kill_9_then_resume_logs_every_step_once(setup, tmp_path):
     assert max(logged_steps(out)) > checkpoint
     assert max(event_steps(out)["total"]) > checkpoint
 
-    resumed = cli("distill", "--config", config)
+    resumed = voxdistill("distill", "--config", config)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["resumed_from"].endswith(f"step-{checkpoint:08d}")
     assert logged_steps(out) == list(range(1, 15))
@@ -90,12 +83,12 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     config = write_config(config_dict(setup, out), tmp_path / "c.yaml")  # lr 1e-3, 6 steps
     # --steps-this-run is a per-invocation option, not a setting of the run.
     for steps in (2, 4):
-        paused = cli("distill", "--config", config, "--steps-this-run", 2)
+        paused = voxdistill("distill", "--config", config, "--steps-this-run", 2)
         assert paused.returncode == 0, paused.stderr[-2000:]
         assert latest_checkpoint_step(out) == steps
 
     changed = ("--set", "optim.lr=5e-4", "--set", "optim.max_steps=8")
-    refused = cli("distill", "--config", config, *changed)
+    refused = voxdistill("distill", "--config", config, *changed)
     assert refused.returncode == 2
     assert str(out) in refused.stderr and str(out / "config.yaml") in refused.stderr
     assert "optim.lr: 0.001 -> 0.0005" in refused.stderr and "optim.max_steps: 6 -> 8" in refused.stderr
@@ -103,7 +96,7 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     assert load_config(DistillConfig, out / "config.yaml").optim.lr == 1e-3  # nothing was overwritten
     assert latest_checkpoint_step(out) == 4 and logged_steps(out) == [1, 2, 3, 4]
 
-    allowed = cli("distill", "--config", config, *changed, "--allow-config-change")
+    allowed = voxdistill("distill", "--config", config, *changed, "--allow-config-change")
     assert allowed.returncode == 0, allowed.stderr[-2000:]
     assert latest_checkpoint_step(out) == 8
     expected = [{"step": 4, "key": "optim.lr", "old": 0.001, "new": 0.0005},
@@ -111,7 +104,7 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     assert json.loads((out / "run.json").read_text())["config_changes"] == expected
     assert load_config(DistillConfig, out / "config.yaml").optim.lr == 5e-4
     # The new settings are now the run's own: the same command passes, and the record stays.
-    again = cli("distill", "--config", config, *changed)
+    again = voxdistill("distill", "--config", config, *changed)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["config_changes"] == expected
 
@@ -129,7 +122,7 @@ def test_pseudo_labels_of_another_teacher_than_the_students_are_refused(setup, t
     assert "model" not in data["teacher"]
     config = write_config(data, tmp_path / "c.yaml")
 
-    refused = cli("distill", "--config", config)
+    refused = voxdistill("distill", "--config", config)
     assert refused.returncode == 2
     made_by = json.loads((setup / "pl" / "metadata.json").read_text())["fingerprint"]["digest"]
     assert made_by == load_whisper(str(tiny_random_whisper)).fingerprint.digest != other.fingerprint.digest
@@ -138,14 +131,14 @@ def test_pseudo_labels_of_another_teacher_than_the_students_are_refused(setup, t
     assert str(tmp_path / "student" / "student.json") in refused.stderr and str(setup / "pl") in refused.stderr
     assert not (tmp_path / "run").exists()
 
-    allowed = cli("distill", "--config", config, "--set", "teacher.allow_mismatch=true")
+    allowed = voxdistill("distill", "--config", config, "--set", "teacher.allow_mismatch=true")
     assert allowed.returncode == 0, allowed.stderr[-2000:]
     mismatches = json.loads((tmp_path / "run" / "run.json").read_text())["allowed_teacher_mismatches"]
     assert len(mismatches) == 1 and other.fingerprint.digest in mismatches[0]
 
 
 def test_print_config_shows_every_key_resolved(setup, tmp_path):
-    defaults = cli("distill", "--print-config")
+    defaults = voxdistill("distill", "--print-config")
     assert defaults.returncode == 0, defaults.stderr
     printed = yaml.safe_load(defaults.stdout)
     for key, _, default in describe_fields(DistillConfig):
@@ -158,7 +151,7 @@ def test_print_config_shows_every_key_resolved(setup, tmp_path):
     assert defaults.stdout.startswith("# no default, set them: student, out, data.train_manifest\n")
 
     config = write_config(config_dict(setup, tmp_path / "run"), tmp_path / "c.yaml")
-    resolved = cli("distill", "--print-config", "--config", config, "--set", "optim.lr=3e-4")
+    resolved = voxdistill("distill", "--print-config", "--config", config, "--set", "optim.lr=3e-4")
     assert resolved.returncode == 0, resolved.stderr
     assert not resolved.stdout.startswith("#")
     printed = yaml.safe_load(resolved.stdout)
@@ -168,9 +161,9 @@ def test_print_config_shows_every_key_resolved(setup, tmp_path):
     assert from_dict(DistillConfig, printed) == load_config(DistillConfig, config, ["optim.lr=3e-4"])
     assert not (tmp_path / "run").exists()  # printing trains nothing
 
-    wrong = cli("distill", "--print-config", "--config", config, "--set", "optim.lrr=1")
+    wrong = voxdistill("distill", "--print-config", "--config", config, "--set", "optim.lrr=1")
     assert wrong.returncode == 2 and "optim.lrr" in wrong.stderr and wrong.stdout == ""
-    assert "--print-config" in cli("distill", "--help").stdout
+    assert "--print-config" in voxdistill("distill", "--help").stdout
 
 
 def test_a_run_folder_moved_with_its_inputs_resumes(setup, tmp_path):
@@ -184,7 +177,7 @@ def test_a_run_folder_moved_with_its_inputs_resumes(setup, tmp_path):
         shutil.copytree(setup / part, project / part)
     first = config_dict(setup, project / "run", checkpoint={"every_steps": 3})
     first["student"], first["data"]["train_manifest"] = str(project / "student"), str(project / "pl" / "pseudo_labels.jsonl")
-    paused = cli("distill", "--config", write_config(first, tmp_path / "first.yaml"), "--steps-this-run", 3)
+    paused = voxdistill("distill", "--config", write_config(first, tmp_path / "first.yaml"), "--steps-this-run", 3)
     assert paused.returncode == 0, paused.stderr[-2000:]
     assert latest_checkpoint_step(project / "run") == 3
 

@@ -1,6 +1,7 @@
 """Issue 12, inputs: duplicate ids, empty manifests, unusable models, out-of-range options, truncated
-and too-short audio, and help that matches the program. Every case runs `voxdistill` as a real
-subprocess on real files and checks the exit status and that the message names the culprit."""
+and too-short audio, and help that matches the program. Every case runs the `voxdistill` command on
+real files (in a new process where `tests.cli_run` says) and checks the exit status and that the
+message names the culprit."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +19,11 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from tests.cli_run import assert_refused, voxdistill
 from voxdistill.audio import MIN_SECONDS
 from voxdistill.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def voxdistill(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "voxdistill.cli", *map(str, args)], capture_output=True,
-                          text=True, env=os.environ.copy(), cwd=cwd)
-
-
-def assert_refused(result: subprocess.CompletedProcess, status: int, *named: str) -> None:
-    """Exit ``status`` with one message naming everything in ``named``, and no traceback."""
-    assert result.returncode == status, result.stderr
-    assert "Traceback" not in result.stderr
-    for text in named:
-        assert text in result.stderr, (text, result.stderr)
 
 
 def write_lines(path: Path, records: list[dict]) -> Path:
@@ -79,7 +66,8 @@ def manifest_command(command: str, manifest: Path, model: Path, out: Path) -> li
 @pytest.mark.parametrize("command", ["pseudo-label", "evaluate"])
 def test_duplicate_ids_are_refused_before_the_model_loads(command, duplicated, tmp_path):
     # The model folder does not exist: had it been loaded first, the error would be about it.
-    result = voxdistill(*manifest_command(command, duplicated, tmp_path / "no-model", tmp_path / "out"))
+    result = voxdistill(*manifest_command(command, duplicated, tmp_path / "no-model", tmp_path / "out"),
+                        separate=command == "pseudo-label")
     assert_refused(result, 2, f"{duplicated}:3: duplicate id 'a', first used at {duplicated}:1")
     assert "no such model folder" not in result.stderr
     assert not (tmp_path / "out").exists()

@@ -1,7 +1,8 @@
 """Issue 22, outputs (items 1, 2, 9 and the export part of 14): names derived from the output,
 one writer per output, the umask's modes, and one clear error naming the path before any work.
-Every case runs `voxdistill` as a real subprocess on real files and checks the exit status, the
-message, and that nothing was lost, clobbered or left half-written."""
+Every case runs the `voxdistill` command on real files (in a new process where `tests.cli_run`
+says: locks, limits, the umask, another user) and checks the exit status, the message, and that
+nothing was lost, clobbered or left half-written."""
 
 from __future__ import annotations
 
@@ -18,19 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.test_pseudo_label import speech_manifest
-from tests.test_reliability_inputs import assert_refused, distill_config
+from tests.cli_run import assert_refused, voxdistill
+from tests.test_reliability_inputs import distill_config
 from voxdistill.files import output_lock
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 
-VOXDISTILL = [sys.executable, "-m", "voxdistill.cli"]
 QUICK_EVALUATION = ("--latency-clips", "0", "--warmup", "0", "--max-new-tokens", "4")
-
-
-def run(*args, prefix: tuple = (), **options) -> subprocess.CompletedProcess:
-    """``voxdistill ARGS`` in a new process, started through ``prefix`` (e.g. setpriv) if given."""
-    return subprocess.run([*prefix, *VOXDISTILL, *map(str, args)], capture_output=True, text=True,
-                          env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}, **options)
 
 
 def tree(folder: Path) -> dict[str, bytes | None]:
@@ -93,7 +88,7 @@ def test_two_evaluations_in_one_folder_keep_their_own_transcripts(inputs, tmp_pa
     victim.write_text("mine")
     (tmp_path / ".transcripts.jsonl.tmp").symlink_to(victim)
     for name in ("one", "two"):
-        result = run("evaluate", "--model", inputs["model"], "--model", inputs["student"], "--manifest", inputs[name],
+        result = voxdistill("evaluate", "--model", inputs["model"], "--model", inputs["student"], "--manifest", inputs[name],
                      "--out", tmp_path / f"{name}.json", *QUICK_EVALUATION)
         assert result.returncode == 0, result.stderr
         assert f"transcripts: {tmp_path / f'{name}.transcripts.jsonl'}" in result.stdout
@@ -104,7 +99,7 @@ def test_two_evaluations_in_one_folder_keep_their_own_transcripts(inputs, tmp_pa
         ids = {json.loads(line)["id"] for line in (tmp_path / metrics["transcripts"]).read_text().splitlines()}
         assert ids == {json.loads(line)["id"] for line in inputs[name].read_text().splitlines()}
     # The report of the first shows the first's utterance (the fox), not the second's (report, weather).
-    assert run("report", tmp_path / "one.json", "--out", tmp_path / "one.html").returncode == 0
+    assert voxdistill("report", tmp_path / "one.json", "--out", tmp_path / "one.html").returncode == 0
     page = (tmp_path / "one.html").read_text()
     assert "fox" in page and "weekly" not in page and "windy" not in page
     assert hidden(tmp_path) == [".transcripts.jsonl.tmp"]  # the planted link; no temporary or lock left
@@ -112,11 +107,11 @@ def test_two_evaluations_in_one_folder_keep_their_own_transcripts(inputs, tmp_pa
 
 def test_a_report_ignores_transcripts_another_evaluation_wrote_since(inputs, tmp_path):
     out = tmp_path / "metrics.json"
-    assert run("evaluate", "--model", inputs["model"], "--manifest", inputs["one"], "--out", out,
+    assert voxdistill("evaluate", "--model", inputs["model"], "--manifest", inputs["one"], "--out", out,
                *QUICK_EVALUATION).returncode == 0
     transcripts = tmp_path / "metrics.transcripts.jsonl"
     transcripts.write_text(transcripts.read_text().replace('"set": "one"', '"set": "other"'))
-    assert run("report", out, "--out", tmp_path / "r.html").returncode == 0
+    assert voxdistill("report", out, "--out", tmp_path / "r.html").returncode == 0
     assert "was since written by another evaluation" in (tmp_path / "r.html").read_text()
 
 
@@ -132,7 +127,7 @@ def test_a_second_run_on_an_output_being_written_is_refused(command, inputs, tmp
     args = _args(command, inputs, out, tmp_path)
     with output_lock(locked):  # this test process is the other run
         before = tree(tmp_path)
-        result = run(*args)
+        result = voxdistill(*args, separate=command == "evaluate")  # in a new process, or another descriptor of ours
         assert_refused(result, 2, f"{locked}: another voxdistill run is writing it (process {os.getpid()})")
         assert tree(tmp_path) == before
     assert not hidden(tmp_path)  # the lock file goes with its holder
@@ -140,11 +135,11 @@ def test_a_second_run_on_an_output_being_written_is_refused(command, inputs, tmp
 
 def test_a_second_import_never_replaces_the_manifest(inputs, tmp_path):
     out = tmp_path / "data"
-    assert run("corpus", "import", inputs["audio"], "--out", out).returncode == 0
+    assert voxdistill("corpus", "import", inputs["audio"], "--out", out).returncode == 0
     manifest = out / "audio.jsonl"
     manifest.write_text(manifest.read_text() + "\n")  # edited by its user since
     before = tree(tmp_path)
-    assert_refused(run("corpus", "import", inputs["audio"], "--out", out), 2,
+    assert_refused(voxdistill("corpus", "import", inputs["audio"], "--out", out), 2,
                    f"{manifest}: already exists; remove it to import again, or choose another --out or --name")
     assert tree(tmp_path) == before
 
@@ -165,7 +160,7 @@ def test_a_killed_writer_leaves_no_lock_and_its_temporaries_go(inputs, tmp_path)
     writer.wait()
     left = hidden(tmp_path)
     assert ".exported.lock" in left and any(name.startswith(".exported.") and name.endswith(".tmp") for name in left)
-    result = run("export", inputs["model"], "--format", "hf", "--out", out)
+    result = voxdistill("export", inputs["model"], "--format", "hf", "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "model.safetensors").stat().st_size > 100
     assert not hidden(tmp_path)
@@ -175,7 +170,7 @@ def test_a_link_at_the_lock_name_is_not_followed(inputs, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("mine")
     (tmp_path / ".out.json.lock").symlink_to(victim)
-    result = run(*_args("evaluate", inputs, tmp_path / "out.json", tmp_path))
+    result = voxdistill(*_args("evaluate", inputs, tmp_path / "out.json", tmp_path))
     assert_refused(result, 2, f"{tmp_path / 'out.json'}: cannot write: Too many levels of symbolic links")
     assert victim.read_text() == "mine"
     assert not (tmp_path / "out.json").exists()
@@ -191,15 +186,21 @@ def test_every_output_gets_the_modes_of_the_umask(inputs, tmp_path):
     out = tmp_path / "work"
     out.mkdir()
     steps = [
-        ("pseudo-label", out / "labels"), ("student init", out / "student"), ("corpus import", out / "data"),
+        ("student init", out / "student"), ("corpus import", out / "data"),
         ("export", out / "exported"), ("evaluate", out / "metrics.json"), ("report", out / "report.html"),
     ]
-    for command, path in steps:
-        result = run(*_args(command, inputs, path, tmp_path), umask=umask)
-        assert result.returncode == 0, (command, result.stderr)
-    distilled = run("distill", "--config", distill_config(tmp_path, inputs["student"], inputs["one"]),
-                    "--set", f"out={out / 'run'}", umask=umask)
-    assert distilled.returncode == 0, distilled.stderr
+    first = voxdistill(*_args("pseudo-label", inputs, out / "labels", tmp_path), umask=umask)  # a new process's umask
+    assert first.returncode == 0, first.stderr
+    before = os.umask(umask)  # the others in this process, under the same umask
+    try:
+        for command, path in steps:
+            result = voxdistill(*_args(command, inputs, path, tmp_path))
+            assert result.returncode == 0, (command, result.stderr)
+        distilled = voxdistill("distill", "--config", distill_config(tmp_path, inputs["student"], inputs["one"]),
+                               "--set", f"out={out / 'run'}")
+        assert distilled.returncode == 0, distilled.stderr
+    finally:
+        os.umask(before)
     made = [p for p in out.rglob("*")]
     assert any(p.name == "model.safetensors" for p in made) and (out / "run" / "checkpoints").is_dir()
     wrong = {str(p.relative_to(out)): oct(stat.S_IMODE(p.stat().st_mode)) for p in made
@@ -230,7 +231,7 @@ def test_an_output_in_a_read_only_folder_is_refused_before_any_work(command, inp
     out = place / ("out.json" if KINDS[command] == "file" else "out")
     prefix = read_only(place)
     try:
-        result = run(*_args(command, inputs, out, tmp_path), prefix=prefix)
+        result = voxdistill(*_args(command, inputs, out, tmp_path), prefix=prefix)
     finally:
         place.chmod(0o755)
     assert_refused(result, 2, f"error: {out}: cannot write in {place} (read-only)")
@@ -244,7 +245,7 @@ def test_evaluate_card_into_a_read_only_student_is_refused_before_the_evaluation
     before = tree(student)
     prefix = read_only(student)
     try:
-        result = run("evaluate", "--model", inputs["model"], "--model", student, "--manifest", inputs["one"],
+        result = voxdistill("evaluate", "--model", inputs["model"], "--model", student, "--manifest", inputs["one"],
                      "--out", tmp_path / "metrics.json", "--card", *QUICK_EVALUATION, prefix=prefix)
     finally:
         student.chmod(0o755)
@@ -266,7 +267,7 @@ def test_an_output_of_the_wrong_kind_is_refused(command, inputs, tmp_path):
         message = (f"error: --out {taken}: already exists and is not an empty folder"
                    if command in ("export", "student init") else f"error: {taken}: is a file, not a folder")
     before = tree(tmp_path)
-    assert_refused(run(*args), 2, message)
+    assert_refused(voxdistill(*args), 2, message)
     assert tree(tmp_path) == before
 
 
@@ -278,7 +279,7 @@ def test_an_output_under_a_file_is_refused(command, inputs, tmp_path):
     args = _args(command, inputs, out, tmp_path)
     under_a_file.write_text("mine")
     before = tree(tmp_path)
-    assert_refused(run(*args), 2, f"error: {out}: {under_a_file} is a file, not a folder; choose another output")
+    assert_refused(voxdistill(*args), 2, f"error: {out}: {under_a_file} is a file, not a folder; choose another output")
     assert tree(tmp_path) == before
 
 
@@ -290,7 +291,7 @@ def _fill_the_disk_at(limit: int):
 
 def test_a_full_disk_is_one_line_naming_the_output(inputs, tmp_path):
     out = tmp_path / "metrics.json"  # far longer than 1500 bytes; the transcripts of one clip are not
-    result = run(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
+    result = voxdistill(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
     assert_refused(result, 2, f"error: {out}: cannot write: File too large; free space there or choose another output")
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert not out.exists() and not (tmp_path / "metrics.transcripts.jsonl").exists()  # neither, not one alone
@@ -300,9 +301,9 @@ def test_a_full_disk_is_one_line_naming_the_output(inputs, tmp_path):
 def test_a_full_disk_keeps_the_earlier_evaluation_whole(inputs, tmp_path):
     """The transcripts fit, the metrics do not: the earlier metrics and transcripts stay, as a pair."""
     out = tmp_path / "metrics.json"
-    assert run(*_args("evaluate", inputs, out, tmp_path)).returncode == 0
+    assert voxdistill(*_args("evaluate", inputs, out, tmp_path)).returncode == 0
     before = tree(tmp_path)
-    result = run(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
+    result = voxdistill(*_args("evaluate", inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(1500))
     assert_refused(result, 2, f"error: {out}: cannot write: File too large")
     assert tree(tmp_path) == before
 
@@ -312,7 +313,7 @@ def test_a_full_disk_under_safetensors_is_one_line_too(command, inputs, tmp_path
     """safetensors reports a failed write in its own exception type, not OSError: still one line
     naming the output, and no half-written model or shard under its final name."""
     out = tmp_path / "out"
-    result = run(*_args(command, inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(2048))
+    result = voxdistill(*_args(command, inputs, out, tmp_path), preexec_fn=_fill_the_disk_at(2048))
     assert_refused(result, 2, f"error: {out}", "cannot write: File too large; free space there")
     assert not list(out.rglob("*.safetensors")) if out.exists() else True
 
@@ -324,12 +325,12 @@ def test_an_output_that_is_an_input_is_refused(inputs, tmp_path):
     manifest = tmp_path / "m.jsonl"
     shutil.copy(inputs["one"], manifest)
     before = manifest.read_bytes()
-    result = run("evaluate", "--model", inputs["model"], "--manifest", manifest, "--out", manifest, *QUICK_EVALUATION)
+    result = voxdistill("evaluate", "--model", inputs["model"], "--manifest", manifest, "--out", manifest, *QUICK_EVALUATION)
     assert_refused(result, 2, f"{manifest}: is also an input of this command")
     assert manifest.read_bytes() == before
     metrics = tmp_path / "metrics.json"
     metrics.write_text('{"not": "touched"}')
-    result = run("report", metrics, "--out", metrics)
+    result = voxdistill("report", metrics, "--out", metrics)
     assert_refused(result, 2, f"{metrics}: is also an input of this command")
     assert metrics.read_text() == '{"not": "touched"}'
 
@@ -338,7 +339,7 @@ def test_pseudo_label_never_fills_a_folder_of_other_files(inputs, tmp_path):
     recordings = tmp_path / "my-recordings"
     recordings.mkdir()
     (recordings / "notes.txt").write_text("mine")
-    result = run(*_args("pseudo-label", inputs, recordings, tmp_path))
+    result = voxdistill(*_args("pseudo-label", inputs, recordings, tmp_path))
     assert_refused(result, 2, f"{recordings}: holds other files and no pseudo-labelling run")
     assert tree(recordings) == {"notes.txt": b"mine"}
 
@@ -347,14 +348,14 @@ def test_importing_a_folder_without_audio_writes_nothing(tmp_path):
     source = tmp_path / "empty-source"
     source.mkdir()
     (source / "readme.txt").write_text("no audio here")
-    result = run("corpus", "import", source, "--out", tmp_path / "data")
+    result = voxdistill("corpus", "import", source, "--out", tmp_path / "data")
     assert_refused(result, 2, f"{source.resolve()}: holds no audio file")
     assert not (tmp_path / "data").exists()  # nor the folder it would have created
 
 
 def test_an_import_that_fails_on_a_full_disk_leaves_no_folder(inputs, tmp_path):
     out = tmp_path / "new" / "data"
-    result = run("corpus", "import", inputs["audio"], "--out", out, preexec_fn=_fill_the_disk_at(16))
+    result = voxdistill("corpus", "import", inputs["audio"], "--out", out, preexec_fn=_fill_the_disk_at(16))
     assert_refused(result, 2, f"error: {out / 'audio.jsonl'}: cannot write: File too large")
     assert not (tmp_path / "new").exists()
 
@@ -364,12 +365,12 @@ def test_an_import_that_fails_on_a_full_disk_leaves_no_folder(inputs, tmp_path):
     (("--temperature-fallback", "-1"), "--temperature-fallback: '-1': each temperature is above 0 and at most 2"),
 ])
 def test_an_empty_label_or_a_temperature_out_of_range_is_refused(flags, named, inputs, tmp_path):
-    result = run("evaluate", "--model", inputs["model"], "--manifest", inputs["one"], "--out", tmp_path / "m.json",
+    result = voxdistill("evaluate", "--model", inputs["model"], "--manifest", inputs["one"], "--out", tmp_path / "m.json",
                  *QUICK_EVALUATION, *flags)
     assert_refused(result, 2, named)
     assert not (tmp_path / "m.json").exists()
 
 
 def test_a_run_of_no_steps_is_refused(inputs, tmp_path):
-    result = run("distill", "--config", distill_config(tmp_path, inputs["model"], inputs["one"]), "--steps-this-run", "0")
+    result = voxdistill("distill", "--config", distill_config(tmp_path, inputs["model"], inputs["one"]), "--steps-this-run", "0")
     assert_refused(result, 2, "--steps-this-run")

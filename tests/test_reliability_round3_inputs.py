@@ -1,7 +1,7 @@
 """Issue 22, inputs: manifest numbers and durations, model folders missing files or damaged, ``--set``
 of a whole section, out-of-range options, and bad audio paths found before the long work. Every
-case runs `voxdistill` as a real subprocess on real files and checks the exit status, the message,
-and that nothing was lost, clobbered or left half-written."""
+case runs the `voxdistill` command on real files (one per item in a new process, `tests.cli_run`)
+and checks the exit status, the message, and that nothing was lost, clobbered or left half-written."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.test_reliability_inputs import assert_refused, distill_config, line, voxdistill, write_lines
+from tests.cli_run import assert_refused, voxdistill
+from tests.test_reliability_inputs import distill_config, line, write_lines
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,8 @@ def test_evaluate_refuses_an_empty_reference_that_check_flags(speech_dir, tiny_r
     out = tmp_path / "eval"
     out.mkdir()
     (out / "metrics.json").write_text("earlier results\n")
-    result = voxdistill("evaluate", "--model", tiny_random_whisper, "--manifest", manifest, "--out", out / "metrics.json")
+    result = voxdistill("evaluate", "--model", tiny_random_whisper, "--manifest", manifest, "--out", out / "metrics.json",
+                        separate=True)
     assert_refused(result, 2, f"error: {manifest}:2 [report]: empty reference text",
                    "every utterance is scored against its reference")
     assert files_under(out) == {"metrics.json": b"earlier results\n"}  # nothing scored, nothing clobbered
@@ -114,7 +116,8 @@ def test_a_model_folder_without_its_tokenizer_is_refused(removed, named, tiny_ra
     shutil.copytree(tiny_random_whisper, model)
     for name in removed:
         (model / name).unlink()
-    result = voxdistill("transcribe", model, speech_dir / "fox.wav", "--max-new-tokens", "4")
+    result = voxdistill("transcribe", model, speech_dir / "fox.wav", "--max-new-tokens", "4",
+                        separate=removed == ("tokenizer.json",))
     assert_refused(result, 2, f"error: {model}: the model folder is incomplete, it lacks {named} ")
     assert result.stdout == ""  # no empty transcript printed as if it were one
 
@@ -125,7 +128,7 @@ def test_config_shapes_that_disagree_with_the_weights_name_the_tensor(tiny_rando
     config = json.loads((model / "config.json").read_text())
     config["decoder_ffn_dim"] *= 2
     (model / "config.json").write_text(json.dumps(config))
-    result = voxdistill("model", "info", model)
+    result = voxdistill("model", "info", model, separate=True)
     assert_refused(result, 2, f"error: {model}: config.json and the weights disagree: tensor "
                               f"model.decoder.layers.0.fc1.bias is [{config['decoder_ffn_dim'] // 2}] in the weights "
                               f"but config.json makes it [{config['decoder_ffn_dim']}]")
@@ -189,7 +192,7 @@ def test_set_of_a_section_merges_into_it(tmp_path):
                                       "optim": {"lr": 0.001, "max_steps": 7, "warmup_steps": 3}}))
     before = config.read_bytes()
     result = voxdistill("distill", "--config", config, "--set", "optim={lr: 0.0002, betas: [0.8, 0.9]}",
-                        "--print-config")
+                        "--print-config", separate=True)
     assert result.returncode == 0, result.stderr
     optim = yaml.safe_load(result.stdout)["optim"]
     assert optim["lr"] == 0.0002 and optim["betas"] == [0.8, 0.9]
@@ -204,7 +207,7 @@ def test_a_manifest_with_a_byte_that_is_not_utf8_names_file_and_line(speech_dir,
     manifest = fox_manifest(speech_dir, tmp_path / "m.jsonl", text="cafe au lait")
     manifest.write_bytes(manifest.read_bytes().replace(b"cafe", b"caf\xe9"))  # Latin-1's e-acute, not UTF-8
     says = f"{manifest}:2: not UTF-8 text (byte 0xe9 at column"
-    checked = voxdistill("corpus", "check", manifest)
+    checked = voxdistill("corpus", "check", manifest, separate=True)
     assert checked.returncode == 1 and f"problem: {says}" in checked.stdout
     assert "Traceback" not in checked.stderr
     for command in ("pseudo-label", "evaluate"):
@@ -271,7 +274,7 @@ def test_evaluate_checks_every_audio_path_before_any_work(speech_dir, tiny_rando
     out.mkdir()
     (out / "metrics.json").write_text("earlier results\n")
     result = voxdistill("evaluate", "--model", tiny_random_whisper, "--manifest", manifest,
-                        "--out", out / "metrics.json", "--max-new-tokens", "4")
+                        "--out", out / "metrics.json", "--max-new-tokens", "4", separate=True)
     assert_refused(result, 2, f"error: {manifest}:6 [late]: audio file {missing} not found")
     assert files_under(out) == {"metrics.json": b"earlier results\n"}
 
