@@ -48,3 +48,18 @@ def tiny_en_folder() -> Path:
 @pytest.fixture(scope="session")
 def tiny_random_whisper(tmp_path_factory, tiny_en_folder) -> Path:
     return make_tiny_whisper(tmp_path_factory.mktemp("tiny-random") / "model", tiny_en_folder)
+
+
+def decode_each_window_once(patch: pytest.MonkeyPatch) -> None:
+    """The pipeline's evaluations decode each window once, without Whisper's temperature fallback.
+    A random-weight Whisper doubts every window, so the fallback would decode each five more times
+    to the token budget: most of a pipeline test's time, spent on what `test_speech_checks` tests.
+    The no-speech rule and VAD still run."""
+    from functools import partial
+
+    from voxdistill import pipeline
+    from voxdistill.decoding import DecodingOptions, SpeechChecks
+    from voxdistill.evaluation.evaluate import EvalSettings
+
+    patch.setattr(pipeline, "EvalSettings",
+                  partial(EvalSettings, decoding=DecodingOptions(checks=SpeechChecks(temperatures=()))))

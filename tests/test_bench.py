@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import decode_each_window_once
 from tests.test_pipeline import SMALL
 from voxdistill.cli import build_parser
 from voxdistill.config import load_config, to_dict
@@ -53,6 +54,7 @@ def bench(tiny_random_whisper, tmp_path_factory):
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(PRESETS, "small", SMALL)
+        decode_each_window_once(patch)
         config = PipelineConfig(out=tmp_path_factory.mktemp("bench") / "bench", teacher=str(tiny_random_whisper),
                                 recipes=("teacher-ft",), preset="small", steps=4, seeds=(0, 1), latency_clips=1,
                                 deployed_runtime="torch:float32")  # CTranslate2 int8: test_pipeline

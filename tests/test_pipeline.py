@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
+from tests.conftest import decode_each_window_once
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.config import save_config
 from voxdistill.data.corpus import PRESETS, CorpusPreset
@@ -39,6 +40,7 @@ SMALL_REAL = RealMix(RealSpeechPreset("small", pool={"kathleen": 3, "unlabelled"
 def small_preset(monkeypatch):
     monkeypatch.setitem(PRESETS, "small", SMALL)
     monkeypatch.setitem(REAL_MIXES, "small", SMALL_REAL)
+    decode_each_window_once(monkeypatch)
 
 
 def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_whisper, tmp_path, monkeypatch):
@@ -160,7 +162,8 @@ def test_a_run_folder_with_another_step_count_is_refused_naming_the_key(tiny_ran
     assert _distill(config, "kd", progress=False).startswith("reused")
 
 
-def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whisper, speech_dir, tmp_path):
+def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whisper, speech_dir, tmp_path, monkeypatch):
+    decode_each_window_once(monkeypatch)
     config = PipelineConfig(out=tmp_path / "demo", teacher=str(tiny_random_whisper), recipes=("kd",), steps=4,
                             latency_clips=0)
     first_utterance = list(read_manifest(speech_manifest(speech_dir, tmp_path / "speech.jsonl")))[:1]
