@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cli_run import VOXDISTILL
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.distill.checkpoint import complete_checkpoints
@@ -153,3 +155,26 @@ def test_demo_says_which_stages_are_kept_and_the_same_command_reuses_them(tiny_r
     assert [r["step"] for r in log if "total" in r] == list(range(1, 9))  # resumed from the checkpoint: every step once
     assert (run_folder / "model" / "model.safetensors").is_file()
     assert not metrics.exists() and temporary_files(out / "eval") == []
+
+
+def test_sigterm_that_lands_in_a_finaliser_is_sent_again_not_lost():
+    # Python ignores an exception raised in __del__ (garbage collection runs finalisers anywhere):
+    # the CI failure this keeps was an evaluate that ran on and exited 0 after its SIGTERM.
+    from voxdistill.cli import _raise_terminated
+    from voxdistill.errors import Terminated
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10000):  # the handler runs here, inside the finaliser
+                pass
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with pytest.raises(Terminated):
+            Finalised()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -11,8 +11,10 @@ long-running library functions raise), and exit 128 + the signal's number: 130 f
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -45,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _raise_terminated(signum, frame):
+    """Raise `errors.Terminated` where the command is. Python ignores an exception raised inside a
+    finaliser (``__del__``, which garbage collection may run at any moment), so a signal that lands
+    in one is sent again a moment later instead of being lost (the command would run on and exit 0)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        frame = frame.f_back
     raise Terminated()
 
 
