@@ -186,7 +186,7 @@ def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # 
         distill(config, progress=False)
     code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--family", "ctc",
                  "--encoder-layers", "1", "--pad-step", "1", "--out", str(tmp_path / "ctc")])
-    assert code == 2 and "--pad-step is for Whisper students" in capsys.readouterr().err
+    assert code == 2 and "--pad-step and --trailing-silence are for Whisper students" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # refused by the parser, before the teacher loads
         main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2",
               "--decoder-layers", "1", "--pad-step", "0.013", "--out", str(tmp_path / "bad")])
@@ -262,3 +262,80 @@ def test_a_clip_length_teacher_is_refused_where_it_cannot_work(setup, student_1s
             main(["demo", "--out", str(tmp_path / "demo"), "--pad-step", bad])
         assert "--pad-step" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
+
+
+def test_trailing_silence_pads_after_the_clip_then_to_the_step():
+    fe = WhisperFeatureExtractor(chunk_length=10)
+    fe.pad_to_multiple_of = 16000
+    fe.min_trailing_silence = 48000
+    assert [padded_samples(fe, n) for n in (1, 16000, 16001, 100000, 120000)] == [64000, 64000, 80000, 160000, 160000]
+    clip = np.random.default_rng(1).standard_normal(20000).astype(np.float32) * 0.1
+    features = log_mel(fe, [clip])
+    assert features.shape == (1, 80, 500)  # 20000 + 48000 samples, up to the next 1 s: 5 s
+    del fe.min_trailing_silence
+    assert torch.equal(log_mel(fe, [clip]), features[..., :200])  # the same frames, without the silence
+
+
+def test_a_trailing_silence_student_is_recorded_and_decodes_alike_in_torch_and_ct2(tiny_random_whisper, clips,
+                                                                                  tmp_path):
+    teacher = load_whisper(str(tiny_random_whisper))
+    student, provenance = build_student(teacher.model, StudentSpec((0, 1), (1,), window_seconds=10, pad_step_seconds=1,
+                                                                   trailing_silence_seconds=2))
+    folder = save_student(student, teacher.processor, provenance, str(tiny_random_whisper),
+                          teacher.fingerprint.digest, tmp_path / "student")
+    assert json.loads((folder / "preprocessor_config.json").read_text())["min_trailing_silence"] == 32000
+    assert json.loads((folder / "student.json").read_text())["trailing_silence_seconds"] == 2
+    loaded = load_whisper(str(folder))
+    assert loaded.fingerprint.preprocessing["clip_trailing_samples"] == 32000  # another model than without it
+    assert "clip_trailing_samples" not in load_whisper(str(clip_length_student(tiny_random_whisper, tmp_path / "bare"))
+                                                       ).fingerprint.preprocessing
+    torch_student = load_recogniser(str(folder))
+    alone = [generate_tokens(torch_student, [c], GREEDY)[0] for c in clips]
+    assert generate_tokens(torch_student, clips, GREEDY) == alone
+
+    out = export_model(str(folder), "ct2", tmp_path / "ct2", "float32")
+    assert json.loads((out / EXPORT_RECORD).read_text())["trailing_silence_seconds"] == 2
+    card = (out / "README.md").read_text()
+    assert "after at least 2 s of silence" in card
+    ct2 = load_recogniser(str(out), Runtime("ct2", "float32"), threads=1)
+    assert generate_tokens(ct2, clips, GREEDY) == alone
+    # The card's CTranslate2 recipe, run as written on a clip, pads as the model was trained.
+    snippet = card.split("or with CTranslate2 directly")[1].split("```python\n")[1].split("```")[0]
+    snippet = (snippet.replace("THIS_FOLDER", str(out)).replace('"speech.wav"', repr(str(tmp_path / "clip.wav")))
+               .replace("print(", "printed.append("))
+    import soundfile
+
+    soundfile.write(tmp_path / "clip.wav", clips[0], 16000)
+    printed: list[str] = []
+    namespace = {"printed": printed}
+    exec(snippet, namespace)
+    # A random model runs on to CTranslate2's default length; its first tokens are voxdistill's.
+    assert len(printed) == 1 and namespace["result"][0].sequences_ids[0][:len(alone[0])] == alone[0]
+
+
+def test_trailing_silence_refusals(student_1s, tiny_random_whisper, tmp_path, capsys):
+    import shutil
+
+    from voxdistill.errors import ModelLoadError
+
+    with pytest.raises(StudentConfigError, match="needs a pad step"):
+        StudentSpec((0,), (0,), trailing_silence_seconds=2)
+    for bad in (-1, 0.00001, float("nan")):
+        with pytest.raises(StudentConfigError, match="0 or more, a whole number of samples"):
+            StudentSpec((0,), (0,), pad_step_seconds=1, trailing_silence_seconds=bad)
+    with pytest.raises(SystemExit):  # refused by the parser, before the teacher loads
+        main(["student", "init", "--teacher", str(tiny_random_whisper), "--encoder-layers", "2",
+              "--decoder-layers", "1", "--pad-step", "1", "--trailing-silence", "-2", "--out", str(tmp_path / "bad")])
+    assert "--trailing-silence" in capsys.readouterr().err
+    code = main(["student", "init", "--teacher", str(tiny_random_whisper), "--family", "ctc",
+                 "--encoder-layers", "1", "--trailing-silence", "1", "--out", str(tmp_path / "ctc")])
+    assert code == 2 and "for Whisper students" in capsys.readouterr().err
+    for stored, pad_step in ((-16000, 16000), (True, 16000), (1.5, 16000), (16000, None)):
+        folder = tmp_path / f"model-{stored}-{pad_step}"
+        shutil.copytree(student_1s, folder)
+        for name in ("preprocessor_config.json", "processor_config.json"):
+            data = json.loads((folder / name).read_text())
+            (data.get("feature_extractor", data)).update(min_trailing_silence=stored, pad_to_multiple_of=pad_step)
+            (folder / name).write_text(json.dumps(data))
+        with pytest.raises(ModelLoadError, match="min_trailing_silence is"):
+            load_whisper(str(folder))

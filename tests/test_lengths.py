@@ -56,7 +56,7 @@ def test_packed_clips_join_one_speakers_utterances_in_order(pool, tmp_path):
     for clip in clips:
         parts = clip.extra["packed_from"]
         assert len(parts) >= 2 and len({sources[p].voice for p in parts}) == 1 and clip.voice == sources[parts[0]].voice
-        audio, rate = sf.read(clip.audio_filepath, dtype="float32")
+        audio, rate = sf.read(clip.audio_path(manifest.parent), dtype="float32")
         assert rate == SAMPLE_RATE and abs(len(audio) / rate - clip.duration) < 1e-3
         # the parts and their gaps, nothing else
         expected = sum(sources[p].duration for p in parts)
@@ -81,7 +81,7 @@ def test_pieces_are_short_cuts_of_their_source(pool, tmp_path):
     for clip in clips:
         assert 0.2 <= clip.duration <= 1.5 and clip.text is None
         source, _ = sf.read(pool.parent / f"{clip.extra['cut_from']}.wav", dtype="float32")
-        piece, _ = sf.read(clip.audio_filepath, dtype="float32")
+        piece, _ = sf.read(clip.audio_path(tmp_path), dtype="float32")
         start = round(clip.extra["cut_seconds"][0] * SAMPLE_RATE)
         assert np.allclose(piece, source[start : start + len(piece)], atol=1 / 2**14)  # PCM-16 rounding
 
@@ -95,6 +95,17 @@ def test_a_rebuild_is_the_same_and_drops_clips_no_longer_wanted(pool, tmp_path):
               for line in (tmp_path / "lengths.jsonl").read_text().splitlines()}
     on_disk = {p.name for p in (tmp_path / "audio").rglob("*.flac")}
     assert on_disk == listed and len(listed) == 1
+
+
+def test_a_copied_corpus_folder_reads_its_own_clips(pool, tmp_path):
+    import shutil
+
+    build_length_mix(pool, tmp_path / "corpus", LengthMix(packed=1, pieces=1, pack_seconds=(4.0, 12.0)), seed=2)
+    shutil.copytree(tmp_path / "corpus", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "corpus")
+    clips = list(read_manifest(tmp_path / "copy" / "lengths.jsonl"))
+    assert clips and all(not Path(c.audio_filepath).is_absolute() for c in clips)
+    assert all(c.audio_path(tmp_path / "copy").is_file() for c in clips)
 
 
 def test_bad_settings_are_refused():

@@ -41,7 +41,7 @@ from voxdistill.files import check_writable_output, output_lock, sha256_of_files
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
     StudentSpec, build_student, pad_step_samples, parse_layers, read_student_record, recorded_teacher, save_student,
-    window_seconds,
+    trailing_samples, window_seconds,
 )
 from voxdistill.runtime import Runtime
 from voxdistill.scoring.metrics import scoring_identity
@@ -116,6 +116,10 @@ class PipelineConfig:
     # Each clip encoded at its own length, padded to the next multiple of this many seconds (not to
     # the window): the encoder's work follows the clip. None = padded to the window.
     pad_step_seconds: float | None = 1.0
+    # ... after at least this many seconds of zeros: tiny.en's own encoder, read at a clip's bare
+    # length, has 18% WER on accented read speech (4% at its 30 s window); with 8 s after the clip
+    # it has 3.7% (docs/measurements.md). 0 pads only to the step.
+    trailing_silence_seconds: float = 8.0
     steps: int = 300  # optimizer steps per recipe; ASKD's phase boundary sits at 3/4 of them
     seed: int = 0  # the corpus's seed, and the distillation seed of runs/<recipe>/
     # Distillation seeds: each recipe is trained once per seed (runs/<recipe>-seed<k>/ for the seeds
@@ -146,6 +150,7 @@ class PipelineConfig:
                                   f"got {self.window_seconds!r}")
         if self.pad_step_seconds is not None:
             pad_step_samples(self.pad_step_seconds)  # a StudentConfigError now, not after the corpus
+            trailing_samples(self.trailing_silence_seconds, self.pad_step_seconds)  # (ignored without a step)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise VoxdistillError(f"seeds must be one or more different numbers, got {list(self.seeds)}")
         runtimes = self.runtimes()  # validates
@@ -230,22 +235,27 @@ def _make_student(config: PipelineConfig) -> str:
         longest = max((u.duration for u in read_manifest(config.out / "corpus" / TRAIN_MIX)), default=0.0)
         window = min(max(math.ceil(longest), 1), full)
     spec = StudentSpec(tuple(encoder), tuple(parse_layers(config.decoder_layers, c.decoder_layers)),
-                       window_seconds=window, pad_step_seconds=config.pad_step_seconds)
+                       window_seconds=window, pad_step_seconds=config.pad_step_seconds,
+                       trailing_silence_seconds=config.trailing_silence_seconds if config.pad_step_seconds else 0.0)
     if (existing := read_student_record(folder)) is not None:
         wanted = {"encoder_layers": list(spec.encoder_layers), "decoder_layers": list(spec.decoder_layers),
                   "window_seconds": {"teacher": full, "student": spec.window_seconds or full},
-                  "pad_step_seconds": spec.pad_step_seconds}
+                  "pad_step_seconds": spec.pad_step_seconds,
+                  "trailing_silence_seconds": spec.trailing_silence_seconds}
         # Students recorded before windows (or clip-length padding) existed had the teacher's.
         existing.setdefault("window_seconds", {"teacher": full, "student": full})
+        existing.setdefault("trailing_silence_seconds", 0.0)
         if {key: existing.get(key) for key in wanted} != wanted:
             raise VoxdistillError(f"{folder} holds a student of other settings ({existing.get('encoder_layers')}, "
                                   f"{existing.get('decoder_layers')}, {existing.get('window_seconds')}, pad step "
-                                  f"{existing.get('pad_step_seconds')}); use another --out, or delete that folder "
+                                  f"{existing.get('pad_step_seconds')}, trailing silence "
+                                  f"{existing.get('trailing_silence_seconds')}); use another --out, or delete that folder "
                                   f"and what was trained from it")
         return "reused"
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
-    padding = "to the window" if spec.pad_step_seconds is None else f"to the next {spec.pad_step_seconds:g} s"
+    padding = ("to the window" if spec.pad_step_seconds is None else
+               f"to the next {spec.pad_step_seconds:g} s after at least {spec.trailing_silence_seconds:g} s of silence")
     return (f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}, "
             f"{provenance['window_seconds']['student']} s window, clips padded {padding}")
 

@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from voxdistill.evaluation.evaluate import disk_bytes
     from voxdistill.export.exporter import export_model
     from voxdistill.formats import EXPORT_RECORD
+    from voxdistill.models.student import after_silence
 
     out = export_model(args.model, args.format, args.out, args.quantization)
     record = json.loads((out / EXPORT_RECORD).read_text())
-    padding = (f", each clip padded to the next {record['pad_step_seconds']:g} s" if record.get("pad_step_seconds")
-               else "")
+    padding = (f", each clip padded to the next {record['pad_step_seconds']:g} s{after_silence(record)}"
+               if record.get("pad_step_seconds") else "")
     print(f"{args.model} -> {out} ({args.format}, {args.quantization}, {disk_bytes(out) / 1e6:.1f} MB of weights, "
           f"{record['window_seconds']} s window{padding})")
     return 0

@@ -55,6 +55,18 @@ def pad_step(value: str) -> float | None:
     return float(value)
 
 
+def trailing_silence(value: str) -> float:
+    """--trailing-silence: seconds of zeros after each clip, 0 or more (checked here, before any work)."""
+    from voxdistill.models.student import StudentConfigError, trailing_samples
+
+    try:
+        trailing_samples(float(value), pad_step_seconds=1.0)
+    except (ValueError, StudentConfigError) as err:
+        reason = err if isinstance(err, StudentConfigError) else "not a number"
+        raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from None
+    return float(value)
+
+
 def window(value: str) -> int | str | None:
     """--window-seconds of the pipeline: whole seconds, 'auto', or 'teacher' (None: the teacher's window)."""
     if value in ("auto", "teacher"):

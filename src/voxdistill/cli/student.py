@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from voxdistill.cli.options import at_least, command_group, new_folder_argument, pad_step, teacher_argument
+from voxdistill.cli.options import (
+    at_least, command_group, new_folder_argument, pad_step, teacher_argument, trailing_silence,
+)
 
 
 def register(sub) -> None:
@@ -44,6 +46,10 @@ def register(sub) -> None:
                       help="Whisper students: encode each clip at its own length, zero-padded to the next multiple "
                            "of S seconds (at most the window; a multiple of 0.02), instead of to the whole window: "
                            "a 4 s clip costs 4 s of encoder work. Distillation trains it on exactly that padding")
+    init.add_argument("--trailing-silence", type=trailing_silence, default=0.0, metavar="S",
+                      help="with --pad-step: at least S seconds of zeros after each clip before rounding up to the "
+                           "step (default 0). Whisper's encoder was trained on speech followed by silence; 8 keeps "
+                           "tiny.en's accuracy on real speech at the clip's length")
     new_folder_argument(init, "student folder")
     init.set_defaults(func=run_init)
 
@@ -54,7 +60,8 @@ def run_init(args: argparse.Namespace) -> int:
     made = init_student(StudentInit(
         teacher=args.teacher, out=args.out, family=args.family, encoder_layers=args.encoder_layers,
         decoder_layers=args.decoder_layers, d_model=args.d_model, ffn_dim=args.ffn_dim,
-        window_seconds=args.window_seconds, pad_step_seconds=args.pad_step, head=args.head,
+        window_seconds=args.window_seconds, pad_step_seconds=args.pad_step,
+        trailing_silence_seconds=args.trailing_silence, head=args.head,
         lstm_hidden=args.lstm_hidden, lstm_layers=args.lstm_layers))
     print(f"student: {made.parameters / 1e6:.1f}M parameters ({made.parameters / made.teacher_parameters:.0%} of "
           f"the teacher's {made.teacher_parameters / 1e6:.1f}M) -> {made.out}")

@@ -27,6 +27,11 @@ from voxdistill.errors import AudioError
 # clip at its own length: the clip is zero-padded to the next multiple of this many samples (at
 # most the window) instead of to the whole window. Absent or None: padded to the window.
 PAD_STEP_KEY = "pad_to_multiple_of"
+# With a pad step: at least this many samples of zeros follow each clip before it is rounded up to
+# the step (still at most the window). Whisper was trained on speech followed by silence up to 30 s;
+# its encoder, read at a clip's bare length, loses much of what it knows (docs/measurements.md).
+# Absent: 0.
+TRAILING_KEY = "min_trailing_silence"
 
 
 def clip_pad_step(feature_extractor: WhisperFeatureExtractor) -> int | None:
@@ -40,12 +45,27 @@ def clip_pad_step(feature_extractor: WhisperFeatureExtractor) -> int | None:
     return step
 
 
+def clip_trailing_samples(feature_extractor: WhisperFeatureExtractor) -> int:
+    """The least number of zero samples after each clip of a clip-length model (0 when unset); a
+    ValueError if the stored value is not a whole number of samples, or is set without a pad step."""
+    trailing = getattr(feature_extractor, TRAILING_KEY, None)
+    if trailing is None:
+        return 0
+    if isinstance(trailing, bool) or not isinstance(trailing, int) or trailing < 0:
+        raise ValueError(f"{TRAILING_KEY} is {trailing!r}: it must be a whole number of samples, 0 or more")
+    if trailing and clip_pad_step(feature_extractor) is None:
+        raise ValueError(f"{TRAILING_KEY} is {trailing} but {PAD_STEP_KEY} is not set: trailing silence is a "
+                         f"setting of a clip-length model (a fixed window already pads every clip to it)")
+    return trailing
+
+
 def padded_samples(feature_extractor: WhisperFeatureExtractor, samples: int) -> int:
     """How many samples a clip of ``samples`` is padded (or cut) to before its log-mel features."""
     window, step = feature_extractor.n_samples, clip_pad_step(feature_extractor)
     if step is None:
         return window
-    return min(max(-(-samples // step), 1) * step, window)
+    wanted = samples + clip_trailing_samples(feature_extractor)
+    return min(max(-(-wanted // step), 1) * step, window)
 
 
 def length_groups(feature_extractor: WhisperFeatureExtractor, lengths: Sequence[int]) -> list[list[int]]:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -159,5 +159,7 @@ def build_length_mix(pool_manifest: Path, out: Path, mix: LengthMix, seed: int) 
             if stale.name not in wanted:
                 stale.unlink()
     manifest = out / "lengths.jsonl"
-    write_manifest(manifest, clips)
+    # Paths relative to the manifest's folder, so a corpus folder moved or copied stays whole.
+    root = out.resolve()
+    write_manifest(manifest, [replace(c, audio_filepath=str(Path(c.audio_filepath).relative_to(root))) for c in clips])
     return manifest

@@ -125,10 +125,11 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
     # The student may take a shorter window than the teacher, or pad each clip only to its own
     # length (the teacher's side is unchanged: it sees its own window, in pseudo-labelling and online
     # alike); everything else must agree.
-    padding = ("chunk_seconds", "clip_pad_step_samples")
+    padding = ("chunk_seconds", "clip_pad_step_samples", "clip_trailing_samples")
     student_preprocessing = preprocessing_config(student_feature_extractor)
     student_window = student_preprocessing.pop("chunk_seconds")
-    student_preprocessing.pop("clip_pad_step_samples", None)
+    for key in padding[1:]:
+        student_preprocessing.pop(key, None)
     teacher_preprocessing = {k: v for k, v in preprocessing.items() if k not in padding}
     if student_preprocessing != teacher_preprocessing:
         mismatch(f"the student's preprocessing {student_preprocessing} differs from the teacher's {teacher_preprocessing}")

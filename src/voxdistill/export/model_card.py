@@ -18,7 +18,7 @@ from voxdistill.evaluation.report_inputs import (
 )
 from voxdistill.families import FAMILIES, family_of
 from voxdistill.files import check_writable_output, write_text_atomic
-from voxdistill.models.student import STUDENT_FILE, read_student_record
+from voxdistill.models.student import STUDENT_FILE, after_silence, read_student_record
 
 CARD_FILE = "README.md"  # where the Hugging Face hub looks for a model card
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
@@ -111,7 +111,8 @@ def _about(label: str, teacher: str, student: Mapping, reference: Mapping, prove
     window = provenance.get("window_seconds") or {}
     if provenance.get("pad_step_seconds"):
         layers += (f" It encodes each clip at the clip's own length, zero-padded to the next "
-                   f"{provenance['pad_step_seconds']:g} s rather than to a fixed window (the teacher pads every "
+                   f"{provenance['pad_step_seconds']:g} s{after_silence(provenance)} rather than to a fixed "
+                   f"window (the teacher pads every "
                    f"clip to {window.get('teacher', 30)} s), and was trained that way; audio longer than "
                    f"{window.get('student', 30)} s is cut into windows.")
     elif window and window.get("student") != window.get("teacher"):
@@ -276,8 +277,8 @@ def write_export_card(folder: Path, export: Mapping, usage: str, source_card: Pa
         f"# {markdown_text(Path(location).name)}\n\n"
         f"{markdown_text(export['source'])} exported by voxdistill as {what}; it reads audio in "
         f"{export['window_seconds']}-second windows"
-        + (f", each clip padded only to the next {export['pad_step_seconds']:g} s." if export.get("pad_step_seconds")
-           else ".") + "\n",
+        + (f", each clip padded only to the next {export['pad_step_seconds']:g} s{after_silence(export)}."
+           if export.get("pad_step_seconds") else ".") + "\n",
         usage,
         "## Evaluation\n\nNone recorded with this export. Measure it next to its teacher in the runtime it will "
         f"run in, e.g. `voxdistill evaluate --runtime ct2 --compute-type int8 --model TEACHER --model {location} "
@@ -285,3 +286,4 @@ def write_export_card(folder: Path, export: Mapping, usage: str, source_card: Pa
         "measurement shows.\n",
     ]
     return write_text_atomic(folder / CARD_FILE, "\n".join(sections))
+

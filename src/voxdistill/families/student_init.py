@@ -30,6 +30,7 @@ class StudentInit:
     ffn_dim: int | None = None  # Whisper students: narrower feed-forward width; None keeps the teacher's
     window_seconds: int | None = None  # None: the teacher's window
     pad_step_seconds: float | None = None  # Whisper students: encode each clip padded to a multiple of this
+    trailing_silence_seconds: float = 0.0  # with a pad step: at least this much silence after each clip
     head: str | None = None  # CTC students: "linear" (default) or "lstm"
     lstm_hidden: int = 256  # CTC lstm head: hidden units per direction
     lstm_layers: int = 1  # CTC lstm head: stacked layers
@@ -62,8 +63,9 @@ def _init_student(request: StudentInit) -> StudentMade:
     teacher = load_whisper(request.teacher)
     encoder_layers = parse_layers(request.encoder_layers, teacher.model.config.encoder_layers, name="--encoder-layers")
     if request.family == "ctc":
-        if request.pad_step_seconds is not None:
-            raise VoxdistillError("--pad-step is for Whisper students; a CTC student reads its whole window")
+        if request.pad_step_seconds is not None or request.trailing_silence_seconds:
+            raise VoxdistillError("--pad-step and --trailing-silence are for Whisper students; a CTC student "
+                                  "reads its whole window")
         student, provenance = _save_ctc_student(request, teacher, encoder_layers)
     else:
         student, provenance = _save_whisper_student(request, teacher, encoder_layers)
@@ -77,7 +79,7 @@ def _save_whisper_student(request: StudentInit, teacher: Whisper, encoder_layers
         decoder_layers=tuple(parse_layers(request.decoder_layers, teacher.model.config.decoder_layers,
                                           name="--decoder-layers")),
         d_model=request.d_model, ffn_dim=request.ffn_dim, window_seconds=request.window_seconds,
-        pad_step_seconds=request.pad_step_seconds,
+        pad_step_seconds=request.pad_step_seconds, trailing_silence_seconds=request.trailing_silence_seconds,
     )
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, teacher_source=request.teacher,

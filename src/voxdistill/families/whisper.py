@@ -15,6 +15,7 @@ from voxdistill.distill.whisper_trainer import WhisperTrainer
 from voxdistill.families.base import Exported, StudentFamily
 from voxdistill.formats.ctranslate2 import write_whisper_folder
 from voxdistill.models.loading import load_whisper
+from voxdistill.models.student import after_silence
 from voxdistill.runtime import WHISPER_BACKENDS, Recogniser, Runtime
 from voxdistill.runtime.loading import load_whisper_recogniser
 
@@ -100,8 +101,9 @@ def _export_usage(export: Mapping) -> str:
                                    f"features shape\")")
         + f", so run it with voxdistill, which feeds each clip through the model's own feature "
         f"extractor and cuts longer audio into {window}-second chunks:\n\n{voxdistill}\n\n"
-        + (f"or with CTranslate2 directly, each clip padded to the next {export['pad_step_seconds']:g} s "
-           f"(`pad_to_multiple_of` in `preprocessor_config.json`, in samples), as the model was trained:\n\n"
+        + (f"or with CTranslate2 directly, each clip padded to the next {export['pad_step_seconds']:g} s"
+           f"{after_silence(export)} (`pad_to_multiple_of` and `min_trailing_silence` in "
+           f"`preprocessor_config.json`, in samples), as the model was trained:\n\n"
            if export.get("pad_step_seconds") else
            "or with CTranslate2 directly, features padded to the window by `preprocessor_config.json`:\n\n")
         +
@@ -111,9 +113,10 @@ def _export_usage(export: Mapping) -> str:
         'tokenizer = WhisperTokenizer.from_pretrained("THIS_FOLDER")\n'
         f'model = ctranslate2.models.Whisper("THIS_FOLDER", device="cpu", compute_type="{quant}")\n'
         f'audio, _ = soundfile.read("speech.wav", dtype="float32")  # 16 kHz mono, at most {window} s\n'
-        + ('step = features.pad_to_multiple_of\n'
-           'mel = features(audio, sampling_rate=16000, return_tensors="np",\n'
-           '               max_length=min(-(-len(audio) // step) * step, features.n_samples)).input_features\n'
+        + ('step, silence = features.pad_to_multiple_of, getattr(features, "min_trailing_silence", 0)\n'
+           'padded = min(-(-(len(audio) + silence) // step) * step, features.n_samples)\n'
+           'mel = features(audio, sampling_rate=16000, return_tensors="np", padding="max_length",\n'
+           '               max_length=padded).input_features\n'
            if export.get("pad_step_seconds") else
            'mel = features(audio, sampling_rate=16000, return_tensors="np").input_features\n')
         +

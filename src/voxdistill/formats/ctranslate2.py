@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from voxdistill.audio import SAMPLE_RATE
-from voxdistill.data.dataset import clip_pad_step
+from voxdistill.data.dataset import clip_pad_step, clip_trailing_samples
 from voxdistill.files import folder_written_atomically, sha256_of_files
 from voxdistill.formats import EXPORT_RECORD
 from voxdistill.models.convert import read_ct2_side_files
@@ -62,6 +62,8 @@ def write_whisper_folder(whisper: Whisper, format: str, folder: Path, quantizati
         "window_seconds": window_seconds(whisper.model.config), "multilingual": whisper.multilingual,
         # A clip-length model: each clip padded to the next multiple of this (None: to the window).
         "pad_step_seconds": step and step / SAMPLE_RATE,
+        # ... after at least this many seconds of zeros.
+        "trailing_silence_seconds": clip_trailing_samples(whisper.processor.feature_extractor) / SAMPLE_RATE,
         "export_version": EXPORT_VERSION,
     } | ({"ctranslate2": ctranslate2_version()} if format == "ct2" else {})
     (folder / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import WhisperFeatureExtractor
 
-from voxdistill.data.dataset import clip_pad_step
+from voxdistill.data.dataset import clip_pad_step, clip_trailing_samples
 
 
 REFERENCE_RUNTIME = {"backend": "torch", "compute_type": "float32"}
@@ -76,7 +76,8 @@ def preprocessing_config(feature_extractor: WhisperFeatureExtractor) -> dict:
         "chunk_seconds": fe.chunk_length,  # inputs are zero-padded to this many seconds
         "padding_value": fe.padding_value,
         "dither": float(getattr(fe, "dither", 0.0)),
-    } | ({} if clip_pad_step(fe) is None else {"clip_pad_step_samples": clip_pad_step(fe)})
+    } | ({} if clip_pad_step(fe) is None else {"clip_pad_step_samples": clip_pad_step(fe)}) \
+      | ({} if not clip_trailing_samples(fe) else {"clip_trailing_samples": clip_trailing_samples(fe)})
 
 
 def fingerprint(model: torch.nn.Module, feature_extractor: WhisperFeatureExtractor,

@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
+from voxdistill.data.dataset import PAD_STEP_KEY, TRAILING_KEY, clip_pad_step, clip_trailing_samples
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
 from voxdistill.models.fingerprint import Fingerprint, fingerprint
@@ -233,7 +233,8 @@ def _from_pretrained(folder: Path | str, **kwargs) -> tuple[WhisperProcessor, Wh
 
 
 # Feature-extractor settings that change the features a model is fed.
-_FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "n_fft", "chunk_length", "n_samples", PAD_STEP_KEY)
+_FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "n_fft", "chunk_length", "n_samples", PAD_STEP_KEY,
+                 TRAILING_KEY)
 
 
 def check_feature_files(folder: Path, extractor) -> None:
@@ -282,6 +283,7 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
         check_feature_files(folder, processor.feature_extractor)
     try:
         clip_length = clip_pad_step(processor.feature_extractor) is not None
+        clip_trailing_samples(processor.feature_extractor)
     except ValueError as err:
         raise ModelLoadError(f"{model}: its preprocessor_config.json (or processor_config.json): {err}") from None
     if clip_length:

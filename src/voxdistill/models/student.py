@@ -9,7 +9,9 @@ embeddings, and a feature extractor that pads to the new length): less encoder w
 Clip length: a student may also encode each clip at its own length, padded only to the next
 multiple of a step (``pad_step_seconds``) rather than to the window, so a 4 s clip costs 4 s of
 encoder work (`ClipLengthEncoder`). Its encoder sees less padding than the teacher's was trained
-on; distillation trains the student on exactly the padding it will see.
+on, and loses much of what the teacher knows without trailing silence: ``trailing_silence_seconds``
+keeps at least that much after each clip. Distillation trains the student on exactly the padding it
+will see.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxdistill.audio import HOP_LENGTH, SAMPLE_RATE, exact_div
-from voxdistill.data.dataset import PAD_STEP_KEY, clip_pad_step
+from voxdistill.data.dataset import PAD_STEP_KEY, TRAILING_KEY, clip_pad_step, clip_trailing_samples
 from voxdistill.errors import ModelLoadError, VoxdistillError
 from voxdistill.files import check_new_folder, folder_written_atomically
 
@@ -110,6 +112,10 @@ class StudentSpec:
     # most the window) instead of to the window; None pads to the window. A multiple of 0.02 s
     # (two mel frames: the encoder's second convolution has stride 2).
     pad_step_seconds: float | None = None
+    # With a pad step: at least this many seconds of zeros after each clip before it is rounded up
+    # to the step (at most the window). The teacher's encoder was trained on speech followed by
+    # silence; 8 s keeps its WER on real speech at the clip's length (docs/measurements.md).
+    trailing_silence_seconds: float = 0.0
 
     def __post_init__(self):
         for field in ("encoder_layers", "decoder_layers"):
@@ -118,6 +124,7 @@ class StudentSpec:
                 raise StudentConfigError(f"StudentSpec.{field}: a student needs at least 1 layer")
         if self.pad_step_seconds is not None:
             pad_step_samples(self.pad_step_seconds)  # checked here, so a bad step fails before any work
+        trailing_samples(self.trailing_silence_seconds, self.pad_step_seconds)
         for field in ("d_model", "ffn_dim", "window_seconds"):
             value = getattr(self, field)
             if value is not None and value < 1:
@@ -198,10 +205,31 @@ def pad_step_samples(seconds: float) -> int:
     return samples
 
 
+def trailing_samples(seconds: float, pad_step_seconds: float | None) -> int:
+    """Samples of trailing silence ``seconds`` asks for, or a StudentConfigError if it is negative,
+    not a whole number of samples, or asked of a model without a pad step."""
+    samples = round(seconds * SAMPLE_RATE) if math.isfinite(seconds) else -1
+    if samples < 0 or abs(samples - seconds * SAMPLE_RATE) > 1e-6:
+        raise StudentConfigError(f"trailing silence {seconds:g} s: must be 0 or more, a whole number of samples")
+    if samples and pad_step_seconds is None:
+        raise StudentConfigError(f"trailing silence {seconds:g} s needs a pad step: a student that pads every "
+                                 f"clip to its window already has silence after it")
+    return samples
+
+
+def after_silence(record: dict) -> str:
+    """" after at least T s of silence" for a ``student.json`` or export record whose clips are
+    followed by trailing silence, else "" (for sentences that describe the padding)."""
+    trailing = record.get("trailing_silence_seconds") or 0
+    return f" after at least {trailing:g} s of silence" if trailing else ""
+
+
 def windowed_processor(processor: WhisperProcessor, seconds: int,
-                       pad_step_seconds: float | None = None) -> WhisperProcessor:
+                       pad_step_seconds: float | None = None,
+                       trailing_silence_seconds: float = 0.0) -> WhisperProcessor:
     """A copy of ``processor`` whose feature extractor pads (and cuts) audio to ``seconds``, or,
-    with ``pad_step_seconds``, pads each clip only to the next multiple of that step."""
+    with ``pad_step_seconds``, pads each clip only to the next multiple of that step, after at
+    least ``trailing_silence_seconds`` of zeros."""
     processor = copy.deepcopy(processor)
     fe = processor.feature_extractor
     fe.chunk_length = seconds
@@ -211,6 +239,10 @@ def windowed_processor(processor: WhisperProcessor, seconds: int,
         setattr(fe, PAD_STEP_KEY, pad_step_samples(pad_step_seconds))
     elif hasattr(fe, PAD_STEP_KEY):
         delattr(fe, PAD_STEP_KEY)
+    if trailing := trailing_samples(trailing_silence_seconds, pad_step_seconds):
+        setattr(fe, TRAILING_KEY, trailing)
+    elif hasattr(fe, TRAILING_KEY):
+        delattr(fe, TRAILING_KEY)
     return processor
 
 
@@ -379,6 +411,7 @@ def build_student(teacher_model: WhisperForConditionalGeneration,
         "alignment_heads": alignment,
         "window_seconds": {"teacher": teacher_window, "student": window},
         "pad_step_seconds": spec.pad_step_seconds,  # None: clips padded to the window
+        "trailing_silence_seconds": spec.trailing_silence_seconds,  # zeros after each clip, at least
     }
     return student, provenance
 
@@ -421,8 +454,11 @@ def save_student(student_model: WhisperForConditionalGeneration, processor: Whis
     # A record without the key (made before clip-length padding, or by hand) keeps the processor's.
     pad_step = (provenance["pad_step_seconds"] if "pad_step_seconds" in provenance
                 else clip_pad_step(fe) and clip_pad_step(fe) / SAMPLE_RATE)
-    if fe.chunk_length != window or clip_pad_step(fe) != (pad_step and pad_step_samples(pad_step)):
-        processor = windowed_processor(processor, window, pad_step)  # features fill the window, or follow the clip
+    trailing = provenance.get("trailing_silence_seconds", clip_trailing_samples(fe) / SAMPLE_RATE)
+    if (fe.chunk_length != window or clip_pad_step(fe) != (pad_step and pad_step_samples(pad_step))
+            or clip_trailing_samples(fe) != trailing_samples(trailing, pad_step)):
+        # features fill the window, or follow the clip
+        processor = windowed_processor(processor, window, pad_step, trailing)
     with folder_written_atomically(out) as tmp:
         student_model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
