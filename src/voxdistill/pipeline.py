@@ -40,7 +40,7 @@ from voxdistill.families import distill
 from voxdistill.files import check_writable_output, output_lock, sha256_of_files, write_text_atomic
 from voxdistill.models.loading import load_whisper, resolve_model_folder
 from voxdistill.models.student import (
-    StudentSpec, build_student, pad_step_samples, parse_layers, read_student_record, recorded_teacher, save_student,
+    StudentSpec, after_silence, build_student, pad_step_samples, parse_layers, read_student_record, recorded_teacher, save_student,
     trailing_samples, window_seconds,
 )
 from voxdistill.runtime import Runtime
@@ -255,7 +255,7 @@ def _make_student(config: PipelineConfig) -> str:
     student, provenance = build_student(teacher.model, spec)
     save_student(student, teacher.processor, provenance, config.teacher, teacher.fingerprint.digest, folder)
     padding = ("to the window" if spec.pad_step_seconds is None else
-               f"to the next {spec.pad_step_seconds:g} s after at least {spec.trailing_silence_seconds:g} s of silence")
+               f"to the next {spec.pad_step_seconds:g} s{after_silence(provenance)}")
     return (f"encoder layers {provenance['encoder_layers']}, decoder layers {provenance['decoder_layers']}, "
             f"{provenance['window_seconds']['student']} s window, clips padded {padding}")
 

@@ -59,6 +59,12 @@ def clip_trailing_samples(feature_extractor: WhisperFeatureExtractor) -> int:
     return trailing
 
 
+def check_clip_padding(feature_extractor: WhisperFeatureExtractor) -> None:
+    """A ValueError naming the key if a model's stored clip-length padding (step, trailing silence) is invalid."""
+    clip_pad_step(feature_extractor)
+    clip_trailing_samples(feature_extractor)
+
+
 def padded_samples(feature_extractor: WhisperFeatureExtractor, samples: int) -> int:
     """How many samples a clip of ``samples`` is padded (or cut) to before its log-mel features."""
     window, step = feature_extractor.n_samples, clip_pad_step(feature_extractor)

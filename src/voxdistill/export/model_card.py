@@ -286,4 +286,3 @@ def write_export_card(folder: Path, export: Mapping, usage: str, source_card: Pa
         "measurement shows.\n",
     ]
     return write_text_atomic(folder / CARD_FILE, "\n".join(sections))
-

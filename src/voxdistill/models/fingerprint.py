@@ -68,6 +68,7 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 def preprocessing_config(feature_extractor: WhisperFeatureExtractor) -> dict:
     fe = feature_extractor
+    step, trailing = clip_pad_step(fe), clip_trailing_samples(fe)
     return {
         "sampling_rate": fe.sampling_rate,
         "n_mels": fe.feature_size,
@@ -76,8 +77,8 @@ def preprocessing_config(feature_extractor: WhisperFeatureExtractor) -> dict:
         "chunk_seconds": fe.chunk_length,  # inputs are zero-padded to this many seconds
         "padding_value": fe.padding_value,
         "dither": float(getattr(fe, "dither", 0.0)),
-    } | ({} if clip_pad_step(fe) is None else {"clip_pad_step_samples": clip_pad_step(fe)}) \
-      | ({} if not clip_trailing_samples(fe) else {"clip_trailing_samples": clip_trailing_samples(fe)})
+    } | ({} if step is None else {"clip_pad_step_samples": step}) \
+      | ({"clip_trailing_samples": trailing} if trailing else {})
 
 
 def fingerprint(model: torch.nn.Module, feature_extractor: WhisperFeatureExtractor,

@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from voxdistill.data.dataset import PAD_STEP_KEY, TRAILING_KEY, clip_pad_step, clip_trailing_samples
+from voxdistill.data.dataset import PAD_STEP_KEY, TRAILING_KEY, check_clip_padding, clip_pad_step
 from voxdistill.errors import ModelLoadError
 from voxdistill.models.convert import read_ct2_side_files, write_hf_folder
 from voxdistill.models.fingerprint import Fingerprint, fingerprint
@@ -282,8 +282,8 @@ def load_whisper(model: str, *, frozen: bool = True, device: str = "cpu") -> Whi
     if isinstance(folder, Path):
         check_feature_files(folder, processor.feature_extractor)
     try:
+        check_clip_padding(processor.feature_extractor)
         clip_length = clip_pad_step(processor.feature_extractor) is not None
-        clip_trailing_samples(processor.feature_extractor)
     except ValueError as err:
         raise ModelLoadError(f"{model}: its preprocessor_config.json (or processor_config.json): {err}") from None
     if clip_length:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
-from voxdistill.data.dataset import clip_pad_step, clip_trailing_samples, log_mel
+from voxdistill.data.dataset import check_clip_padding, log_mel
 from voxdistill.decoding import SAMPLING_SEED, Decoded
 from voxdistill.errors import ModelLoadError
 from voxdistill.formats import EXPORT_RECORD
@@ -176,8 +176,7 @@ def _feature_extractor(folder: Path, n_mels: int) -> WhisperFeatureExtractor:
         extractor = WhisperFeatureExtractor.from_pretrained(folder)
         check_feature_files(folder, extractor)
         try:
-            clip_pad_step(extractor)
-            clip_trailing_samples(extractor)
+            check_clip_padding(extractor)
         except ValueError as err:
             raise ModelLoadError(f"{folder / 'preprocessor_config.json'}: {err}") from None
         return extractor
