@@ -6,7 +6,7 @@ in WER and gains in speed, with and without a short recovery run.
         --eval demo-out/corpus/test-clean.jsonl demo-out/corpus/test-ood-voice.jsonl \\
                demo-out/corpus/test-ood-noise.jsonl \\
         [--recover --train-manifest demo-out/pseudo/pseudo_labels.jsonl \\
-                   --dev-manifest demo-out/corpus/dev.jsonl --steps 80] \\
+                   --dev-manifest demo-out/corpus/real-dev.jsonl --steps 80] \\
         [--runtime ct2 --compute-type int8] --out prune-bench
 
 For every keep fraction below 1 the student is pruned (``voxdistill prune``'s function) into

@@ -84,6 +84,25 @@ def test_a_lower_scoring_ema_self_teacher_is_exported(setup, tmp_path, monkeypat
     assert_same_weights(out / "model" / "model.safetensors", final_checkpoint(out) / "self_teacher.safetensors")
 
 
+def test_when_no_trained_step_beats_the_starting_student_it_is_exported(setup, tmp_path, monkeypatch):
+    """Step 0 has no checkpoint; when it scores lowest, the student folder's own weights come out.
+    The starting student is made to score 0 (the model under test has not been updated yet) so that
+    the choice is not luck."""
+    scored = WhisperTrainer.dev_wer
+    monkeypatch.setattr(WhisperTrainer, "dev_wer",
+                        lambda self, model: 0.0 if self.state.step == 0 else max(scored(self, model), 0.5))
+    out = tmp_path / "run"
+    distill(scored_config(setup, out), progress=False)
+
+    record = exported_record(out)
+    assert record["exported"] == "best" and record["exported_step"] == 0 and record["exported_dev_wer"] == 0.0
+    assert record["last_step_dev_wer"] >= 0.5 and "starting student" in record["exported_because"]
+    assert_same_weights(out / "model" / "model.safetensors", setup / "student" / "model.safetensors")
+    trained = load_file(str(final_checkpoint(out) / "model.safetensors"))
+    assert any(not torch.equal(t, trained[k]) for k, t in load_file(str(setup / "student" / "model.safetensors")).items()
+               if k in trained)
+
+
 def test_without_a_dev_manifest_the_last_step_is_exported_and_said_so(setup, tmp_path):
     out = tmp_path / "run"
     distill(from_dict(DistillConfig, config_dict(setup, out, optim={"max_steps": 2})), progress=False)

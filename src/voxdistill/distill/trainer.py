@@ -15,8 +15,9 @@ Reliability, in the order a run meets it:
 - a non-finite loss or gradient norm stops the step before the optimizer update, naming the step
   and the utterance ids; the last checkpoint is intact;
 - SIGINT/SIGTERM finish the current step, write a checkpoint and exit non-zero;
-- the exported ``out/model`` is the best by dev WER (a checkpoint, or the ASKD EMA self-teacher when
-  it scores lower), or the last step without a dev set; its ``student.json`` says which.
+- the exported ``out/model`` is the best by dev WER (a checkpoint, the starting student when no
+  trained step beats it, or the ASKD EMA self-teacher when it scores lower), or the last step
+  without a dev set; its ``student.json`` says which.
 """
 
 from __future__ import annotations
@@ -406,10 +407,11 @@ class Trainer:
             tqdm.write(f"labels (data.labels={c.data.labels}): {by_label}; teacher: {self.teacher.mode}")
         if self.state.step == 0 and c.data.dev_manifest is not None and c.eval.every_steps:
             # The starting point of the dev-WER curve: the freshly built student.
+            # It competes for export like any step: when training only loses dev WER, the starting
+            # student (reloaded from its folder, as step 0 has no checkpoint) is what comes out.
             wer = self.evaluate()
             if wer is not None:
                 self.log.write(0, {"dev_wer": wer})
-            self.state.best_wer = self.state.best_step = None  # step 0 has no checkpoint to keep
         self.model.train()
         batches = self._batches()
         losses: list[float] = []
@@ -465,18 +467,23 @@ class Trainer:
         return final
 
     def exported_weights(self) -> tuple[torch.nn.Module, dict]:
-        """The weights to export and the record of the choice: the checkpoint with the lowest dev
-        WER, or the EMA self-teacher when it scores lower still; the last step without a dev set."""
+        """The weights to export and the record of the choice: the step with the lowest dev WER (a
+        checkpoint, or the student folder for step 0), or the EMA self-teacher when it scores lower
+        still; the last step without a dev set."""
         s = self.state
         if self.config.data.dev_manifest is None:
             return self.student, {"exported": "last", "exported_step": s.step, "exported_dev_wer": None,
                                   "last_step_dev_wer": None, "exported_because": "no dev manifest to score steps by"}
         model = self.student
-        if s.best_step != s.step:
+        if s.best_step == 0:
+            model = self._load_student().eval()
+        elif s.best_step != s.step:
             model = self._frozen_copy()
             load_weights(checkpoint_dir(self.config.out, s.best_step), model)
+        because = ("the lowest dev WER of the scored steps" if s.best_step else
+                   "no trained step scored below the starting student (step 0), which is exported as it was")
         record = {"exported": "best", "exported_step": s.best_step, "exported_dev_wer": s.best_wer,
-                  "last_step_dev_wer": s.last_wer, "exported_because": "the lowest dev WER of the scored steps"}
+                  "last_step_dev_wer": s.last_wer, "exported_because": because}
         if self.self_teacher is not None and self.config.self_distill.teacher == "ema":
             record["ema_dev_wer"] = ema_wer = self.dev_wer(self.self_teacher)
             if ema_wer < s.best_wer:
