@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from tests.conftest import ACCELERATE_2_PROCESSES, make_tiny_whisper
 from tests.test_pseudo_label import speech_manifest
 from voxdistill.cli import main
-from voxdistill.config import from_dict
+from voxdistill.config import ConfigError, from_dict
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.trainer import NonFiniteError, lr_factor
@@ -250,3 +250,35 @@ def test_training_audio_longer_than_the_window_is_a_clear_error(setup, tiny_rand
     data["student"] = str(tmp_path / "student")
     with pytest.raises(AudioError, match="longer than the model's 2 s input window"):
         distill(from_dict(DistillConfig, data), progress=False)
+
+
+def test_the_anchor_holds_the_student_near_its_start_and_resumes_from_the_start(setup, tmp_path):
+    """loss.anchor_weight adds Σ (θ − θ₀)² to the loss, θ₀ the student folder's weights: the trained
+    weights stay closer to where they began, and a resumed run anchors to the same θ₀ (its split run
+    ends where the straight one does)."""
+    start = load_file(str(setup / "student" / "model.safetensors"))
+
+    def distance_from_start(out: Path) -> float:
+        end = load_file(str(final_checkpoint(out) / "model.safetensors"))
+        return sum(float(((end[k] - start[k]) ** 2).sum()) for k in start if k.startswith("model.decoder.layers."))
+
+    free = tmp_path / "free"
+    distill(from_dict(DistillConfig, config_dict(setup, free)), progress=False)
+    anchored = config_dict(setup, tmp_path / "anchored", loss={"anchor_weight": 100.0})
+    distill(from_dict(DistillConfig, anchored), progress=False)
+    assert distance_from_start(tmp_path / "anchored") < distance_from_start(free) / 2
+    logged = [json.loads(x) for x in (tmp_path / "anchored" / "log.jsonl").read_text().splitlines()]
+    assert logged[0]["anchor"] == 0.0 and all(r["anchor"] > 0 for r in logged[1:])
+    assert "anchor" not in json.loads((free / "log.jsonl").read_text().splitlines()[0])
+
+    split = from_dict(DistillConfig, config_dict(setup, tmp_path / "split", loss={"anchor_weight": 100.0}))
+    distill(split, progress=False, steps_this_run=3)
+    distill(split, progress=False)
+    a, b = (load_file(str(final_checkpoint(tmp_path / run) / "model.safetensors")) for run in ("anchored", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_negative_anchor_weight_is_refused():
+    with pytest.raises(ConfigError, match="loss: anchor_weight must be a finite number >= 0, got -1.0"):
+        from_dict(DistillConfig, {"student": "s", "out": "o", "data": {"train_manifest": "m.jsonl"},
+                                  "loss": {"anchor_weight": -1.0}})

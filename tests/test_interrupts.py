@@ -157,24 +157,26 @@ def test_demo_says_which_stages_are_kept_and_the_same_command_reuses_them(tiny_r
     assert not metrics.exists() and temporary_files(out / "eval") == []
 
 
-def test_sigterm_that_lands_in_a_finaliser_is_sent_again_not_lost():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_that_lands_in_a_finaliser_is_sent_again_not_lost(signum):
     # Python ignores an exception raised in __del__ (garbage collection runs finalisers anywhere):
     # the CI failure this keeps was an evaluate that ran on and exited 0 after its SIGTERM.
-    from voxdistill.cli import _raise_terminated
+    from voxdistill.cli import _raise_interrupt
     from voxdistill.errors import Terminated
 
     class Finalised:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             for _ in range(10000):  # the handler runs here, inside the finaliser
                 pass
 
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signum, _raise_interrupt)
     try:
-        with pytest.raises(Terminated):
+        with pytest.raises(KeyboardInterrupt) as raised:
             Finalised()
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 time.sleep(0.01)
+        assert isinstance(raised.value, Terminated) == (signum == signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)

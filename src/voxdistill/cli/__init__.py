@@ -46,26 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_terminated(signum, frame):
-    """Raise `errors.Terminated` where the command is. Python ignores an exception raised inside a
-    finaliser (``__del__``, which garbage collection may run at any moment), so a signal that lands
-    in one is sent again a moment later instead of being lost (the command would run on and exit 0)."""
+def _raise_interrupt(signum, frame):
+    """Raise KeyboardInterrupt (Ctrl-C) or `errors.Terminated` (SIGTERM) where the command is.
+    Python ignores an exception raised inside a finaliser (``__del__``, which garbage collection may
+    run at any moment), so a signal that lands in one is sent again a moment later instead of being
+    lost (the command would run on and exit 0)."""
     while frame is not None:
         if frame.f_code.co_name == "__del__":
             threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
             return
         frame = frame.f_back
-    raise Terminated()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextmanager
-def _sigterm_interrupts():
-    """SIGTERM stops a command as Ctrl-C does (as `errors.Terminated`), for the time of the command."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+def _signals_interrupt():
+    """Ctrl-C and SIGTERM stop a command alike (KeyboardInterrupt, `errors.Terminated`), for the time
+    of the command."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from voxdistill.console import quiet_transformers
 
     quiet_transformers()
-    with warnings.catch_warnings(), _sigterm_interrupts():
+    with warnings.catch_warnings(), _signals_interrupt():
         # Every file that is converted on load is reported, even when many share a call site.
         warnings.simplefilter("always", AudioConversionWarning)
         warnings.showwarning = _show_warning

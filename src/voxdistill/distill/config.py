@@ -55,14 +55,20 @@ class LossConfig:
     # the student's window (the teacher reading its own 30 s window), divided by the teacher states'
     # mean square: keeps a student encoder with a shorter window close to the teacher's behaviour.
     encoder_kd_weight: float = 0.0
+    # On Σ (θ − θ₀)² over the trainable weights, θ₀ the student as loaded from its folder (L2-SP): an
+    # anchor that pulls training back toward the starting point, which for a student built from the
+    # teacher's layers is what the teacher knows. 0 = off.
+    anchor_weight: float = 0.0
 
     def weights(self, kd_weight: float | None = None) -> LossWeights:
         return LossWeights(self.ce_weight, self.kd_weight if kd_weight is None else kd_weight, self.temperature)
 
     def __post_init__(self):
         self.weights()  # validates
-        if not (math.isfinite(self.encoder_kd_weight) and self.encoder_kd_weight >= 0):
-            raise ValueError(f"encoder_kd_weight must be a finite number >= 0, got {self.encoder_kd_weight}")
+        for key in ("encoder_kd_weight", "anchor_weight"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{key} must be a finite number >= 0, got {value}")
 
 
 @dataclass(frozen=True)

@@ -121,14 +121,25 @@ class LossParts:
     ce: torch.Tensor  # () unweighted token cross-entropy
     kd: torch.Tensor  # () unweighted T² · KL; a zero tensor when there is no teacher term
     encoder: torch.Tensor | None = None  # () unweighted encoder_state_loss, when that term is on
+    anchor: torch.Tensor | None = None  # () unweighted anchor_distance, when that term is on
 
     def add_encoder_term(self, loss: torch.Tensor, weight: float) -> None:
         self.encoder = loss
         self.total = self.total + weight * loss
 
+    def add_anchor_term(self, distance: torch.Tensor, weight: float) -> None:
+        self.anchor = distance
+        self.total = self.total + weight * distance
+
     def as_floats(self) -> dict[str, float]:
         floats = {"total": self.total.item(), "ce": self.ce.item(), "kd": self.kd.item()}
-        return floats if self.encoder is None else floats | {"encoder": self.encoder.item()}
+        return floats | {key: term.item() for key, term in (("encoder", self.encoder), ("anchor", self.anchor))
+                         if term is not None}
+
+
+def anchor_distance(parameters: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """() Σ (θ − θ₀)² over the named ``parameters`` that ``anchor`` holds a starting value θ₀ of."""
+    return sum(((parameters[name] - start) ** 2).sum() for name, start in anchor.items())
 
 
 def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor, weights: LossWeights,

@@ -49,7 +49,7 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.distill.consistency import TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
 from voxdistill.distill.encoder_cache import EncoderStateCache
-from voxdistill.distill.losses import LossParts, LossWeights
+from voxdistill.distill.losses import LossParts, LossWeights, anchor_distance
 from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import Interrupted, VoxdistillError
 from voxdistill.files import folder_written_atomically, write_text_atomic
@@ -138,6 +138,11 @@ class Trainer:
         if config.optim.freeze_encoder:
             self._encoder_of(student).requires_grad_(False)
         self._freeze_more(student)
+        # θ₀ of the anchor term: the trainable weights as loaded from the student folder (a resumed
+        # run loads its checkpoint later, so the anchor stays the starting point).
+        self.anchor = ({name: p.detach().clone().to(self.accelerator.device)
+                        for name, p in student.named_parameters() if p.requires_grad}
+                       if config.loss.anchor_weight > 0 else None)
         encoder = {id(p) for p in self._encoder_of(student).parameters()}
         groups = [{"params": [p for p in student.parameters() if p.requires_grad and (id(p) in encoder) == in_encoder],
                    "lr_scale": config.optim.encoder_lr_scale if in_encoder else 1.0} for in_encoder in (False, True)]
@@ -312,7 +317,8 @@ class Trainer:
         lr = o.lr * lr_factor(self.state.step, o.warmup_steps, o.max_steps, o.schedule, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        totals = {"total": 0.0, "ce": 0.0, "kd": 0.0} | ({"encoder": 0.0} if self.teacher.encoder_positions else {})
+        totals = ({"total": 0.0, "ce": 0.0, "kd": 0.0} | ({"encoder": 0.0} if self.teacher.encoder_positions else {})
+                  | ({"anchor": 0.0} if self.anchor is not None else {}))
         ids: list[str] = []
         for micro in range(o.grad_accum):
             batch = next(batches)
@@ -320,6 +326,9 @@ class Trainer:
             last = micro == o.grad_accum - 1
             with nullcontext() if last else self.accelerator.no_sync(self.model):
                 parts = self._loss(batch, weights)
+                if self.anchor is not None:
+                    parts.add_anchor_term(anchor_distance(dict(self.student.named_parameters()), self.anchor),
+                                          self.config.loss.anchor_weight)
                 self._check_finite(parts.total, "loss", batch.ids)
                 self.accelerator.backward(parts.total / o.grad_accum)
             for key, value in parts.as_floats().items():
