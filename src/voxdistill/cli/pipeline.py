@@ -12,8 +12,8 @@ from voxdistill.cli.options import MODEL_HELP, pad_step, trailing_silence, windo
 def register(sub) -> None:
     pipeline_parser(
         sub, "demo", run_demo,
-        "the whole pipeline on a bundled teacher, the shipped real speech and the demo corpus (about 21 min on "
-        "2 CPU cores with AVX-512; it first estimates the time on yours)",
+        "the whole pipeline on a bundled teacher, the shipped real speech and the demo corpus (about 14 min on "
+        "2 Intel Xeon cores with AMX; it first estimates the time on yours)",
         "Synthesise the demo corpus, lay out the shipped real speech (an unlabelled training pool, real "
         "dev, real test sets by speakers who never train, packed clips and pieces of the pool), "
         "pseudo-label the training mix with the teacher, build a student from the teacher's layers, "
