@@ -78,7 +78,7 @@ def test_pipeline_runs_every_stage_then_reuses_them(small_preset, tiny_random_wh
     for recipe in ("kd", "askd"):
         saved = (out / "runs" / recipe / "config.yaml").read_text()
         assert "real-pool-references" not in saved
-    # The best step is picked on real dev speech alone (speakers that neither train nor test).
+    # The best step is picked on real dev speech alone (clips that neither train nor test).
     for recipe in ("kd", "askd"):
         saved = yaml.safe_load((out / "runs" / recipe / "config.yaml").read_text())
         assert saved["data"]["dev_manifest"] == str(out / "corpus" / "real-dev.jsonl")

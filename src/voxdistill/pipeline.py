@@ -378,8 +378,9 @@ def eval_manifests(config: PipelineConfig) -> list[Path]:
 
 
 def dev_manifest(config: PipelineConfig) -> Path:
-    """What the recipes pick their exported step by: real dev speech when the preset has it (speakers
-    that neither train nor test). Scored on synthetic dev as well, a run's best step followed its gains
+    """What the recipes pick their exported step by: real dev speech when the preset has it (clips
+    that neither train nor test: two Harvard speakers and held-out clips of the pool's own speakers).
+    Scored on synthetic dev as well, a run's best step followed its gains
     on synthetic voices while it lost real speech (docs/measurements.md); the synthetic dev split
     serves only a synthetic-only preset."""
     corpus = config.out / "corpus"
