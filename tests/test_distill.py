@@ -223,6 +223,22 @@ def test_frozen_parts_do_not_move(setup, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in trained)
 
 
+def test_a_frozen_decoder_leaves_what_it_knows_and_trains_the_encoder(setup, tmp_path):
+    data = config_dict(setup, tmp_path / "enc", optim={"max_steps": 2, "freeze_decoder": True, "lr": 1e-3})
+    distill(from_dict(DistillConfig, data), progress=False)
+    before = load_file(str(setup / "student" / "model.safetensors"))
+    after = load_file(str(tmp_path / "enc" / "model" / "model.safetensors"))
+    decoder = [k for k in before if k.startswith("model.decoder.") or k.startswith("proj_out")]
+    assert decoder and all(torch.equal(before[k], after[k]) for k in decoder)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder.layers."))
+
+
+def test_freezing_both_halves_is_refused(setup, tmp_path):
+    with pytest.raises(ConfigError, match="nothing would train"):
+        from_dict(DistillConfig, config_dict(setup, tmp_path / "none", optim={"freeze_decoder": True,
+                                                                                "freeze_encoder": True}))
+
+
 @pytest.mark.parametrize("mode", ["offline", "online"])
 def test_a_student_with_a_shorter_window_distils(setup, tiny_random_whisper, tmp_path, mode):
     """The student reads 10 s windows; the teacher's side keeps its 30 s (cached top-k, or its own

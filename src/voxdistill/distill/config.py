@@ -83,6 +83,10 @@ class OptimConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = 1.0  # None: no clipping (the norm is still checked and logged)
     freeze_encoder: bool = False  # train the decoder only
+    # Train the encoder only (Whisper students): the decoder, its embeddings and the output projection
+    # stay the teacher's, so what it knows of English text cannot be forgotten while the encoder learns
+    # to give, at the student's window, the states the decoder reads at the teacher's (whisper-acft).
+    freeze_decoder: bool = False
     # The encoder's learning rate as a share of ``lr`` when it trains: a student encoder that must
     # learn to read clips at their own length should move a little, not relearn (whisper-acft
     # adapts Whisper's encoder to short contexts at lr 1e-6).
@@ -103,6 +107,8 @@ class OptimConfig:
     def __post_init__(self):
         if self.lr <= 0 or self.max_steps < 1 or self.grad_accum < 1 or self.warmup_steps < 0:
             raise ValueError("need lr > 0, max_steps >= 1, grad_accum >= 1, warmup_steps >= 0")
+        if self.freeze_encoder and self.freeze_decoder:
+            raise ValueError("optim.freeze_encoder and optim.freeze_decoder are both true: nothing would train")
         if not (math.isfinite(self.encoder_lr_scale) and self.encoder_lr_scale > 0):
             raise ValueError(f"encoder_lr_scale must be a finite number > 0, got {self.encoder_lr_scale}")
         if not 0 <= self.min_lr_ratio <= 1:

@@ -46,6 +46,9 @@ class CTCTrainer(Trainer):
         if c.optim.freeze_embeddings:
             raise CTCConfigError(f"{c.student} is a CTC student: it has no token embeddings; set "
                                  f"optim.freeze_embeddings=false")
+        if c.optim.freeze_decoder:
+            raise CTCConfigError(f"{c.student} is a CTC student: it has no decoder; set optim.freeze_decoder=false "
+                                 f"(optim.freeze_encoder trains its head alone)")
         if c.optim.quantization_aware:
             raise CTCConfigError(f"{c.student} is a CTC student: optim.quantization_aware is for Whisper students "
                                  f"deployed in CTranslate2 int8; a CTC student runs in float32")

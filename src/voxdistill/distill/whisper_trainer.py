@@ -46,6 +46,9 @@ class WhisperTrainer(Trainer):
         return student.model.encoder
 
     def _freeze_more(self, student: WhisperForConditionalGeneration) -> None:
+        if self.config.optim.freeze_decoder:
+            student.model.decoder.requires_grad_(False)
+            student.proj_out.requires_grad_(False)  # tied to the decoder's token embeddings
         if self.config.optim.freeze_embeddings:
             student.model.decoder.embed_tokens.requires_grad_(False)  # proj_out is tied to it
             student.model.decoder.embed_positions.requires_grad_(False)
