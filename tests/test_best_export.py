@@ -50,7 +50,7 @@ def test_the_best_checkpoint_by_dev_wer_is_exported_not_the_last(setup, tmp_path
     result = distill(scored_config(setup, out), progress=False)
     log = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["step"] > 0]
     wers = [r["dev_wer"] for r in log]
-    best = min(range(len(wers)), key=wers.__getitem__)  # the first of equals, as the trainer keeps it
+    best = max(i for i, wer in enumerate(wers) if wer == min(wers))  # the last of equals, as the trainer keeps it
     best_step = log[best]["step"]
     assert best_step < 2 and wers[best] < wers[-1]  # this run exercises "best is not the last"
 
@@ -101,6 +101,17 @@ def test_when_no_trained_step_beats_the_starting_student_it_is_exported(setup, t
     trained = load_file(str(final_checkpoint(out) / "model.safetensors"))
     assert any(not torch.equal(t, trained[k]) for k, t in load_file(str(setup / "student" / "model.safetensors")).items()
                if k in trained)
+
+
+def test_on_equal_dev_wer_the_later_step_is_exported(setup, tmp_path, monkeypatch):
+    """Every step, the untrained student included, is made to score the same: the last one wins."""
+    monkeypatch.setattr(WhisperTrainer, "dev_wer", lambda self, model: 0.25)
+    out = tmp_path / "run"
+    distill(scored_config(setup, out), progress=False)
+    record = exported_record(out)
+    assert record["exported_step"] == 2 and record["exported_dev_wer"] == 0.25
+    assert "latest of equals" in record["exported_because"]
+    assert_same_weights(out / "model" / "model.safetensors", final_checkpoint(out) / "model.safetensors")
 
 
 def test_without_a_dev_manifest_the_last_step_is_exported_and_said_so(setup, tmp_path):

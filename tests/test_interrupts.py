@@ -125,11 +125,11 @@ def test_demo_says_which_stages_are_kept_and_the_same_command_reuses_them(tiny_r
     out = tmp_path / "demo"
     command = [*SMALL_DEMO, "--out", out, "--teacher", tiny_random_whisper, "--steps", "8", "--decoder-layers", "1",
                "--latency-clips", "1", "--deployed-runtime", "torch:float32"]
-    run_folder = out / "runs" / "askd"
+    run_folder = out / "runs" / "encoder-kd"
     # Stopped in training, once it has checkpointed: the trainer finishes its step and saves.
     first = interrupt_when(command, lambda: bool(complete_checkpoints(run_folder)), tmp_path / "first")
     message = stopped_with(first, signal.SIGINT)
-    match = re.fullmatch(r"interrupted by SIGINT: stages 1–4 of 8 are finished; stage 5 \(distill: askd recipe, 8 "
+    match = re.fullmatch(r"interrupted by SIGINT: stages 1–4 of 8 are finished; stage 5 \(distill: encoder-kd recipe, 8 "
                          rf"steps\) stopped: the run stopped after step (\d+), saved in {re.escape(str(run_folder))}/"
                          r"checkpoints/step-0*(\d+); run the same command to reuse the finished stages and resume "
                          r"the stopped one", message)

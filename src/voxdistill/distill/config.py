@@ -53,7 +53,8 @@ class LossConfig:
     kd_decay: KDDecay = field(default_factory=KDDecay)  # ASKD phase 1: how kd_weight decays
     # On the mean squared distance between the student's final encoder states and the teacher's over
     # the student's window (the teacher reading its own 30 s window), divided by the teacher states'
-    # mean square: keeps a student encoder with a shorter window close to the teacher's behaviour.
+    # mean square: keeps a student encoder with a shorter window, or one reading each clip at its own
+    # length, close to the teacher's behaviour, position by position.
     encoder_kd_weight: float = 0.0
     # On Σ (θ − θ₀)² over the trainable weights, θ₀ the student as loaded from its folder (L2-SP): an
     # anchor that pulls training back toward the starting point, which for a student built from the

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import torch
 from transformers import WhisperForConditionalGeneration
-from transformers.modeling_outputs import Seq2SeqLMOutput
 
-from voxdistill.config import ConfigError
-from voxdistill.data.dataset import clip_pad_step, log_mel
+from voxdistill.data.dataset import log_mel
 from voxdistill.decoding import prompt_tokens
 from voxdistill.distill.batches import build_decoder_batch
 from voxdistill.distill.curriculum import PHASE_SELF
@@ -30,10 +28,6 @@ class WhisperTrainer(Trainer):
         if self.config.optim.quantization_aware:
             add_fake_int8(student)  # before anything copies or hashes the student
         self.feature_extractor = self.processor.feature_extractor
-        if clip_pad_step(self.feature_extractor) is not None and self.config.loss.encoder_kd_weight > 0:
-            raise ConfigError(
-                f"{self.config.student} encodes each clip at its own length, so its encoder states do not line up "
-                f"with the teacher's window position by position; set loss.encoder_kd_weight=0")
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
@@ -75,7 +69,7 @@ class WhisperTrainer(Trainer):
             # The self-teacher reads what the student reads (its encoder is the student's, or a
             # past of it when the encoder trains).
             with torch.inference_mode():
-                teacher_logits = _grouped(self.self_teacher, groups, decoder_input_ids).logits.clone()
+                teacher_logits = _grouped(self.self_teacher, groups, decoder_input_ids)[0].clone()
         elif self.teacher.mode == "online" and weights.kd_weight > 0:
             teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
                 self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
@@ -84,18 +78,23 @@ class WhisperTrainer(Trainer):
             # Clones leave inference mode: autograd may touch them.
             teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
-            out = _grouped(self.model, groups, decoder_input_ids)
+            logits, student_states = _grouped(self.model, groups, decoder_input_ids)
         topk = None
         if batch.topk_ids is not None and self.teacher.mode == "offline" and self.state.phase != PHASE_SELF:
             topk = (batch.topk_ids.to(device), batch.topk_log_probs.to(device))
-        parts = distillation_loss(out.logits, batch.labels.to(device), weights,
+        parts = distillation_loss(logits, batch.labels.to(device), weights,
                                   teacher_logits=teacher_logits, teacher_topk=topk)
         positions = self.teacher.encoder_positions
         if positions:
             if teacher_states is None:
                 teacher_states = self._teacher_encoder_states(speech_batch)
-            parts.add_encoder_term(encoder_state_loss(out.encoder_last_hidden_state[:, :positions],
-                                                      teacher_states[:, :positions].to(device)),
+            teacher_states = teacher_states.to(device)
+            # Position by position: a clip-length student's states over its clip and trailing padding
+            # against the teacher's first positions of its 30 s window, which hold the same audio.
+            pairs = [(states[:, :positions], teacher_states[rows, :min(positions, states.shape[1])])
+                     for rows, states in student_states]
+            parts.add_encoder_term(encoder_state_loss(torch.cat([s.flatten(0, 1) for s, _ in pairs]),
+                                                      torch.cat([t.flatten(0, 1) for _, t in pairs])),
                                    self.config.loss.encoder_kd_weight)
         return parts
 
@@ -122,12 +121,15 @@ class WhisperTrainer(Trainer):
                 for rows in by_length.values()]
 
 
-def _grouped(model: torch.nn.Module, groups: list[tuple[list[int], dict]], decoder_input_ids: torch.Tensor):
+def _grouped(model: torch.nn.Module, groups: list[tuple[list[int], dict]],
+             decoder_input_ids: torch.Tensor) -> tuple[torch.Tensor, list[tuple[list[int], torch.Tensor]]]:
     """``model``'s output over a batch given as groups of rows (`WhisperTrainer._student_inputs`):
-    its logits in the batch's row order; its last encoder states when the batch is one group."""
-    if len(groups) == 1:
-        rows, inputs = groups[0]
-        return model(**inputs, decoder_input_ids=decoder_input_ids[rows])
-    logits = torch.cat([model(**inputs, decoder_input_ids=decoder_input_ids[rows]).logits for rows, inputs in groups])
-    order = torch.tensor([i for rows, _ in groups for i in rows], device=logits.device)
-    return Seq2SeqLMOutput(logits=logits[torch.argsort(order)])
+    its logits in the batch's row order, and (rows, last encoder states) for each group, each group's
+    states as long as its clips were padded."""
+    outputs = [(rows, model(**inputs, decoder_input_ids=decoder_input_ids[rows])) for rows, inputs in groups]
+    states = [(rows, out.encoder_last_hidden_state) for rows, out in outputs]
+    if len(outputs) == 1:
+        return outputs[0][1].logits, states
+    logits = torch.cat([out.logits for _, out in outputs])
+    order = torch.tensor([i for rows, _ in outputs for i in rows], device=logits.device)
+    return logits[torch.argsort(order)], states
