@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -226,7 +226,7 @@ def recipe_config(config: PipelineConfig, recipe: str, seed: int | None = None) 
     if distill_config.teacher.mode != "online":
         return distill_config
     # A teacher in the loop is the pipeline's own.
-    return load_config(DistillConfig, CONFIGS / f"{recipe}.yaml", [*overrides, f"teacher.model={config.teacher}"])
+    return replace(distill_config, teacher=replace(distill_config.teacher, model=config.teacher))
 
 
 def _make_student(config: PipelineConfig) -> str:
