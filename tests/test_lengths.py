@@ -86,6 +86,19 @@ def test_pieces_are_short_cuts_of_their_source(pool, tmp_path):
         assert np.allclose(piece, source[start : start + len(piece)], atol=1 / 2**14)  # PCM-16 rounding
 
 
+def test_short_pieces_are_sub_second_and_never_repeat_a_piece(pool, tmp_path):
+    # The pool's one pause splits "Bring the map, the rope and a small lamp." into 0.75 s and 2.41 s.
+    mix = LengthMix(packed=0, pieces=6, piece_seconds=(1.0, 2.5), short_pieces=6, short_piece_seconds=(0.2, 1.0))
+    clips = list(read_manifest(build_length_mix(pool, tmp_path / "both", mix, seed=0)))
+    assert sorted(c.id.split("-")[0] for c in clips) == ["piece", "short"]
+    short = next(c for c in clips if c.id.startswith("short-"))
+    assert 0.2 <= short.duration <= 1.0 and short.text is None and short.extra["cut_seconds"][0] == 0
+    # Pieces that take the sub-second stretch first leave no short piece to cut: none is made twice.
+    mix = LengthMix(packed=0, pieces=6, piece_seconds=(0.2, 1.5), short_pieces=6, short_piece_seconds=(0.2, 1.0))
+    clips = list(read_manifest(build_length_mix(pool, tmp_path / "taken", mix, seed=0)))
+    assert [c.id.split("-")[0] for c in clips] == ["piece"]
+
+
 def test_a_rebuild_is_the_same_and_drops_clips_no_longer_wanted(pool, tmp_path):
     mix = LengthMix(packed=2, pieces=3, pack_seconds=(4.0, 12.0))
     first = (build_length_mix(pool, tmp_path, mix, seed=3)).read_text()
@@ -111,8 +124,10 @@ def test_a_copied_corpus_folder_reads_its_own_clips(pool, tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(VoxdistillError, match="pack_seconds"):
         LengthMix(pack_seconds=(20.0, 10.0))
-    with pytest.raises(VoxdistillError, match="packed and pieces"):
+    with pytest.raises(VoxdistillError, match="packed, pieces and short_pieces"):
         LengthMix(packed=-1)
+    with pytest.raises(VoxdistillError, match="short_piece_seconds"):
+        LengthMix(short_piece_seconds=(1.0, 0.5))
 
 
 def test_concatenated_manifests_resolve_paths_and_refuse_shared_ids(pool, tmp_path):

@@ -88,8 +88,8 @@ PIPELINE_LABEL_FILTERS = LabelFilters(no_speech_alone=True)
 
 # Corpus preset -> its real speech; a preset without an entry is synthetic only.
 REAL_MIXES = {
-    "demo": RealMix(REAL_PRESETS["demo"], LengthMix(packed=40, pieces=60)),
-    "full": RealMix(REAL_PRESETS["full"], LengthMix(packed=400, pieces=600)),
+    "demo": RealMix(REAL_PRESETS["demo"], LengthMix(packed=40, pieces=60, short_pieces=60)),
+    "full": RealMix(REAL_PRESETS["full"], LengthMix(packed=400, pieces=600, short_pieces=600)),
 }
 # The folders under ``out`` that recipes train from: the pipeline's student, except for the
 # teacher-ft baseline, which fine-tunes a full copy of the teacher (every layer, its own window).

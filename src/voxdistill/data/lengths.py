@@ -9,8 +9,12 @@ makes two more kinds of clip:
 
 - **packed** clips: consecutive utterances of one speaker joined with short gaps of silence, to
   a length drawn between ``pack_seconds`` (up to the teacher's window);
-- **pieces**: single stretches of sound between pauses (`long_audio.sounding_spans`), up to
-  ``piece_max_seconds``: isolated words and short phrases, cut from real speech.
+- **pieces**: single stretches of sound between pauses (`long_audio.sounding_spans`), between
+  ``piece_seconds``: isolated words and short phrases, cut from real speech;
+- **short pieces**: the same, under a second (``short_piece_seconds``). Connected speech seldom
+  pauses around a single word, so pieces drawn over 0.3-2 s are mostly phrases; these are drawn
+  apart, because a student that trained on few sub-second clips loops on a spoken digit
+  ("9. 9. 9. 9.").
 
 A clip's text is its parts' texts joined where every part has one (a piece has none: nobody knows
 which words it holds); otherwise the teacher labels it like any unlabelled clip. Each clip is a pure
@@ -44,12 +48,16 @@ class LengthMix:
     gap_seconds: tuple[float, float] = (0.2, 0.8)  # silence between the utterances of a packed clip
     pieces: int = 60  # short pieces to make, at most one per pool utterance
     piece_seconds: tuple[float, float] = (0.3, 2.0)  # a piece's length lies between these
+    short_pieces: int = 0  # sub-second pieces to make besides, at most one per pool utterance
+    short_piece_seconds: tuple[float, float] = (0.3, 1.0)
 
     def __post_init__(self):
-        if self.packed < 0 or self.pieces < 0:
-            raise VoxdistillError(f"packed and pieces must be >= 0, got {self.packed} and {self.pieces}")
+        if min(self.packed, self.pieces, self.short_pieces) < 0:
+            raise VoxdistillError(f"packed, pieces and short_pieces must be >= 0, got {self.packed}, {self.pieces} "
+                                  f"and {self.short_pieces}")
         for name, (low, high) in (("pack_seconds", self.pack_seconds), ("gap_seconds", self.gap_seconds),
-                                  ("piece_seconds", self.piece_seconds)):
+                                  ("piece_seconds", self.piece_seconds),
+                                  ("short_piece_seconds", self.short_piece_seconds)):
             if not 0 <= low <= high:
                 raise VoxdistillError(f"{name} must be (low, high) with 0 <= low <= high, got {(low, high)}")
 
@@ -121,38 +129,48 @@ def packed_clips(pool: list[Utterance], manifest_dir: Path, folder: Path, mix: L
     return clips
 
 
-def pieces(pool: list[Utterance], manifest_dir: Path, folder: Path, mix: LengthMix,
-           rng: random.Random) -> list[Utterance]:
-    """Up to ``mix.pieces`` short stretches of sound between pauses, one per pool utterance at most,
-    drawn from utterances in a seeded order."""
+def pieces(pool: list[Utterance], manifest_dir: Path, folder: Path, count: int, seconds: tuple[float, float],
+           rng: random.Random, kind: str = "piece", taken: set[tuple[str, int, int]] = frozenset()) -> list[Utterance]:
+    """Up to ``count`` stretches of sound between pauses lasting between ``seconds``, one per pool
+    utterance at most, drawn from utterances in a seeded order; a cut in ``taken`` (utterance id,
+    start, end in samples) is not made again."""
     order = list(pool)
     rng.shuffle(order)
-    low, high = mix.piece_seconds
+    low, high = seconds
     clips: list[Utterance] = []
     for utt in order:
-        if len(clips) == mix.pieces:
+        if len(clips) == count:
             break
         audio = load_audio(utt.audio_path(manifest_dir))
-        spans = [(a, b) for a, b in sounding_spans(audio) if low * SAMPLE_RATE <= b - a <= high * SAMPLE_RATE]
+        spans = [(a, b) for a, b in sounding_spans(audio)
+                 if low * SAMPLE_RATE <= b - a <= high * SAMPLE_RATE and (utt.id, a, b) not in taken]
         if not spans or len(spans) == 1 and spans[0] == (0, len(audio)):
             continue
         start, end = spans[rng.randrange(len(spans))]
-        name = _clip_name("piece", len(clips), [utt.id, start, end])
+        name = _clip_name(kind, len(clips), [utt.id, start, end])
         path, duration = _write_clip(folder, name, lambda a=audio, s=start, e=end: a[s:e])
-        clips.append(Utterance(id=f"piece-{len(clips):04d}-{utt.id}", audio_filepath=path, duration=duration,
+        clips.append(Utterance(id=f"{kind}-{len(clips):04d}-{utt.id}", audio_filepath=path, duration=duration,
                                domain=utt.domain, voice=utt.voice,
                                extra={"cut_from": utt.id, "cut_seconds": [start / SAMPLE_RATE, end / SAMPLE_RATE]}))
     return clips
 
 
+def _cut(clip: Utterance) -> tuple[str, int, int]:
+    start, end = clip.extra["cut_seconds"]
+    return clip.extra["cut_from"], round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+
+
 def build_length_mix(pool_manifest: Path, out: Path, mix: LengthMix, seed: int) -> Path:
-    """Packed clips and pieces of the utterances in ``pool_manifest``, audio under ``out/audio/``,
-    listed in ``out/lengths.jsonl`` (returned)."""
+    """Packed clips, pieces and short pieces of the utterances in ``pool_manifest``, audio under
+    ``out/audio/``, listed in ``out/lengths.jsonl`` (returned)."""
     pool = list(read_manifest(pool_manifest))
     manifest_dir = pool_manifest.parent
     rng = random.Random(seed)
     clips = packed_clips(pool, manifest_dir, out / "audio" / "packed", mix, rng)
-    clips += pieces(pool, manifest_dir, out / "audio" / "pieces", mix, rng)
+    made = pieces(pool, manifest_dir, out / "audio" / "pieces", mix.pieces, mix.piece_seconds, rng)
+    made += pieces(pool, manifest_dir, out / "audio" / "pieces", mix.short_pieces, mix.short_piece_seconds, rng,
+                   kind="short", taken={_cut(c) for c in made})
+    clips += made
     wanted = {Path(c.audio_filepath).name for c in clips}
     for kind in ("packed", "pieces"):  # clips of earlier settings go: the folder holds what the manifest lists
         for stale in (out / "audio" / kind).glob("*.flac"):
