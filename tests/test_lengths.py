@@ -88,7 +88,7 @@ def test_pieces_are_short_cuts_of_their_source(pool, tmp_path):
 
 def test_short_pieces_are_sub_second_and_never_repeat_a_piece(pool, tmp_path):
     # The pool's one pause splits "Bring the map, the rope and a small lamp." into 0.75 s and 2.41 s.
-    mix = LengthMix(packed=0, pieces=6, piece_seconds=(1.0, 2.5), short_pieces=6, short_piece_seconds=(0.2, 1.0))
+    mix = LengthMix(packed=0, pieces=6, piece_seconds=(1.0, 3.0), short_pieces=6, short_piece_seconds=(0.2, 1.0))
     clips = list(read_manifest(build_length_mix(pool, tmp_path / "both", mix, seed=0)))
     assert sorted(c.id.split("-")[0] for c in clips) == ["piece", "short"]
     short = next(c for c in clips if c.id.startswith("short-"))

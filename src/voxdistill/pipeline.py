@@ -393,9 +393,9 @@ def dev_manifest(config: PipelineConfig) -> Path:
 
 
 def build_training_mix(config: PipelineConfig) -> str:
-    """The real-speech sets (when the preset has them), the packed clips and pieces of the real pool,
-    and ``train-mix.jsonl``, which the teacher labels and the recipes train on: the synthetic train
-    split with its references, then the real pool and its clips, which have none."""
+    """The real-speech sets (when the preset has them), the packed clips, pieces and short pieces of
+    the real pool, and ``train-mix.jsonl``, which the teacher labels and the recipes train on: the
+    synthetic train split with its references, then the real pool and its clips, which have none."""
     mix = REAL_MIXES.get(config.preset)
     corpus = config.out / "corpus"
     train = [corpus / "train.jsonl"]

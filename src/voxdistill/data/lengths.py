@@ -5,7 +5,7 @@ A student learns the clip lengths it is trained on. Read sentences last 2–10 s
 that never saw long clips drops words from them, and one that never saw clips under a second
 invents words to fill them (distil-large-v2, trained on ~7 s clips, was good only to ~15 s;
 Moonshine's tiny model repeats itself on sub-second clips). From a pool of recordings this module
-makes two more kinds of clip:
+makes three more kinds of clip:
 
 - **packed** clips: consecutive utterances of one speaker joined with short gaps of silence, to
   a length drawn between ``pack_seconds`` (up to the teacher's window);
@@ -28,6 +28,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,10 +47,10 @@ class LengthMix:
     packed: int = 40  # packed clips to make
     pack_seconds: tuple[float, float] = (12.0, 28.0)  # each packed clip's length is drawn between these
     gap_seconds: tuple[float, float] = (0.2, 0.8)  # silence between the utterances of a packed clip
-    pieces: int = 60  # short pieces to make, at most one per pool utterance
+    pieces: int = 60  # pieces of ``piece_seconds`` to make, at most one per pool utterance
     piece_seconds: tuple[float, float] = (0.3, 2.0)  # a piece's length lies between these
     short_pieces: int = 0  # sub-second pieces to make besides, at most one per pool utterance
-    short_piece_seconds: tuple[float, float] = (0.3, 1.0)
+    short_piece_seconds: tuple[float, float] = (0.3, 1.0)  # a short piece's length lies between these
 
     def __post_init__(self):
         if min(self.packed, self.pieces, self.short_pieces) < 0:
@@ -130,7 +131,7 @@ def packed_clips(pool: list[Utterance], manifest_dir: Path, folder: Path, mix: L
 
 
 def pieces(pool: list[Utterance], manifest_dir: Path, folder: Path, count: int, seconds: tuple[float, float],
-           rng: random.Random, kind: str = "piece", taken: set[tuple[str, int, int]] = frozenset()) -> list[Utterance]:
+           rng: random.Random, kind: str = "piece", taken: AbstractSet[tuple[str, int, int]] = frozenset()) -> list[Utterance]:
     """Up to ``count`` stretches of sound between pauses lasting between ``seconds``, one per pool
     utterance at most, drawn from utterances in a seeded order; a cut in ``taken`` (utterance id,
     start, end in samples) is not made again."""
