@@ -266,16 +266,31 @@ def test_a_language_the_model_cannot_transcribe_is_refused(command, language, sa
 # -- 14. bad audio paths, long audio, pipes --------------------------------------------------------
 
 
-def test_evaluate_checks_every_audio_path_before_any_work(speech_dir, tiny_random_whisper, tmp_path):
-    missing = tmp_path / "gone.wav"
+def _damaged_copy(source: Path, path: Path) -> Path:
+    """``source`` as FLAC with a valid header over a corrupt body: it exists and opens, only decoding fails."""
+    audio, rate = sf.read(source, dtype="float32")
+    sf.write(path, audio, rate, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[200:-100] = np.random.default_rng(0).bytes(len(data) - 300)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_evaluate_checks_every_audio_file_before_any_work(damage, speech_dir, tiny_random_whisper, tmp_path):
+    if damage == "missing":
+        bad, says = tmp_path / "gone.wav", f"audio file {tmp_path / 'gone.wav'} not found"
+    else:
+        bad = _damaged_copy(speech_dir / "fox.wav", tmp_path / "damaged.flac")
+        says = f"{bad}: cannot decode"
     records = [line(f"u{i}", speech_dir / "fox.wav") for i in range(5)]
-    manifest = write_lines(tmp_path / "m.jsonl", [*records, {**records[0], "id": "late", "audio_filepath": str(missing)}])
+    manifest = write_lines(tmp_path / "m.jsonl", [*records, {**records[0], "id": "late", "audio_filepath": str(bad)}])
     out = tmp_path / "eval"
     out.mkdir()
     (out / "metrics.json").write_text("earlier results\n")
     result = voxdistill("evaluate", "--model", tiny_random_whisper, "--manifest", manifest,
                         "--out", out / "metrics.json", "--max-new-tokens", "4", separate=True)
-    assert_refused(result, 2, f"error: {manifest}:6 [late]: audio file {missing} not found")
+    assert_refused(result, 2, f"error: {manifest}:6 [late]: {says}")
     assert files_under(out) == {"metrics.json": b"earlier results\n"}
 
 

@@ -56,6 +56,24 @@ def check_manifest(path: str | Path, max_seconds: float | None = 30.0) -> Iterat
         yield Finding(str(path), None, "no utterances: every command would refuse this manifest", True)
 
 
+def undecodable_audio(path: str | Path) -> Iterator[Finding]:
+    """The lines of a well-formed manifest whose audio does not decode (a corrupt body behind a valid
+    header, no samples, non-finite samples, ...), found by decoding every clip with no length limit:
+    a long run refuses them before its work, not at that line after it. Conversions are not reported."""
+    path = Path(path)
+    for number, line in manifest_lines(path):
+        where = f"{path}:{number}"
+        if isinstance(line, ManifestError):
+            raise line
+        utt = parse_line(line, where)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioConversionWarning)
+            try:
+                load_audio(utt.audio_path(path.parent), max_seconds=None)
+            except AudioError as err:
+                yield Finding(where, utt.id, str(err), True)
+
+
 def _check_audio(utt: Utterance, audio_path: Path, where: str, max_seconds: float | None) -> Iterator[Finding]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AudioConversionWarning)

@@ -131,7 +131,8 @@ def packed_clips(pool: list[Utterance], manifest_dir: Path, folder: Path, mix: L
 
 
 def pieces(pool: list[Utterance], manifest_dir: Path, folder: Path, count: int, seconds: tuple[float, float],
-           rng: random.Random, kind: str = "piece", taken: AbstractSet[tuple[str, int, int]] = frozenset()) -> list[Utterance]:
+           rng: random.Random, kind: str = "piece",
+           taken: AbstractSet[tuple[str, int, int]] = frozenset()) -> list[Utterance]:
     """Up to ``count`` stretches of sound between pauses lasting between ``seconds``, one per pool
     utterance at most, drawn from utterances in a seeded order; a cut in ``taken`` (utterance id,
     start, end in samples) is not made again."""
