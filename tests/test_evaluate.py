@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import SPEECH
 from voxdistill.audio import audio_duration
@@ -14,9 +15,10 @@ from voxdistill.cli import main
 from voxdistill.data.manifest import Utterance, write_manifest
 from voxdistill.decoding import DecodingOptions
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table, model_label
-from voxdistill.evaluation.speed import Timings, rotated, time_interleaved
+from voxdistill.evaluation.speed import Timings, rotated, thread_counts, time_interleaved
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
+from voxdistill.runtime import RuntimeConfigError
 from voxdistill.scoring.metrics import char_error_rate, word_error_rate
 
 SET_KEYS = {"n", "wer", "cer", "latency_ms_p50", "latency_ms_p95", "rtf"}  # DESIGN.md's contract
@@ -130,6 +132,31 @@ def test_interleaving_rotates_who_goes_first():
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert all(len(t.seconds) == 3 and t.audio_seconds == [1.0] * 3 for t in timings.values())
     assert rotated([1, 2], 3) == [2, 1]
+
+
+def test_latency_at_several_thread_counts_leaves_the_runtime_threads_as_set(models, manifests, tmp_path):
+    """PyTorch's thread count is the process's: timing at 1 thread must not leave the accuracy pass
+    of a later set, or the caller, at 1."""
+    settings = EvalSettings(DecodingOptions(max_new_tokens=8), latency_clips=1, warmup_clips=0, threads=2,
+                            latency_threads=(1, 2))
+    result = evaluate(models, manifests, tmp_path / "m.json", settings, progress=False)
+    assert torch.get_num_threads() == 2
+    assert result["speed"]["latency_threads"] == [1, 2]
+    for record in result["models"]:
+        assert record["overall"]["latency_threads"] in (1, 2)
+        assert set(record["overall"]["latency_by_threads"]) == {"1", "2"}
+    assert set(result["ratios"]["askd"]["speedup_by_threads"]) == {"1", "2"}
+    assert "1 thread: " in format_table(result)
+
+
+@pytest.mark.parametrize("counts", [(0, 1), (2, 2)])
+def test_latency_thread_counts_are_distinct_and_positive(counts):
+    with pytest.raises(RuntimeConfigError, match="distinct and at least 1"):
+        EvalSettings(latency_threads=counts)
+
+
+def test_thread_counts_double_up_to_the_machine():
+    assert [thread_counts(n) for n in (1, 2, 3, 6, 8)] == [(1,), (1, 2), (1, 2, 3), (1, 2, 4, 6), (1, 2, 4, 8)]
 
 
 def test_timings_percentiles_and_rtf():

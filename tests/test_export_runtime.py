@@ -143,9 +143,10 @@ def test_evaluate_in_ct2_through_the_cli(ct2_export, student_10s, speech_dir, tm
     out = tmp_path / "eval" / "metrics.json"
     args = ["evaluate", "--model", str(ct2_export), "--model", str(student_10s), "--manifest", str(manifest),
             "--out", str(out), "--runtime", "ct2", "--compute-type", "float32", "--max-new-tokens", "12",
-            "--latency-clips", "1", "--warmup", "0", "--threads", "1"]
+            "--latency-clips", "1", "--warmup", "0", "--threads", "1", "--latency-threads", "2", "1"]
     assert main(args) == 0
-    assert "speed (ct2 float32)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "speed (ct2 float32)" in printed and "at the same thread count" in printed
     result = json.loads(out.read_text())
     assert result["runtime"]["backend"] == "ct2" and result["runtime"]["compute_type"] == "float32"
     teacher, student = result["models"]
@@ -153,6 +154,16 @@ def test_evaluate_in_ct2_through_the_cli(ct2_export, student_10s, speech_dir, tm
     assert teacher["folder"] == str(ct2_export) and student["role"] == "student"
     assert student["window_seconds"] == 10 and Path(student["folder"]).parent.name == "ct2"  # exported into the cache
     assert 0 <= teacher["sets"]["test-clean"]["wer"] and student["disk_bytes"] > 0
+    # Latency timed at 1 and 2 threads, each model led by its fastest count; the ratios at each count
+    assert result["speed"]["threads"] == 1 and result["speed"]["latency_threads"] == [1, 2]
+    for model in (teacher, student):
+        at = {k: v["latency_ms_p50"] for k, v in model["overall"]["latency_by_threads"].items()}
+        assert set(at) == {"1", "2"} and all(p50 > 0 for p50 in at.values())
+        assert model["overall"]["latency_ms_p50"] == at[str(model["overall"]["latency_threads"])] == min(at.values())
+    by_threads = result["ratios"][student["model"]]["speedup_by_threads"]
+    assert by_threads == {k: pytest.approx(teacher["overall"]["latency_by_threads"][k]["latency_ms_p50"]
+                                           / student["overall"]["latency_by_threads"][k]["latency_ms_p50"])
+                          for k in ("1", "2")}
 
 
 def test_pseudo_labels_of_a_ct2_teacher(ct2_export, tiny_random_whisper, speech_dir, tmp_path):

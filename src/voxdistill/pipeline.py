@@ -32,9 +32,10 @@ from voxdistill.distill.config import DistillConfig
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
 from voxdistill.evaluation.evaluate import EvalSettings, evaluate, format_table
 from voxdistill.evaluation.report import build_report
-from voxdistill.evaluation.report_inputs import format_ms, format_percent, format_ratio, runtime_name, speedup
+from voxdistill.evaluation.report_inputs import (fastest_threads, format_ms, format_percent, format_ratio,
+                                                 runtime_name, same_threads_speedups, speedup)
 from voxdistill.evaluation.seeds import aggregate_over_seeds, format_over_seeds
-from voxdistill.evaluation.speed import cpu_probe_ms
+from voxdistill.evaluation.speed import cpu_probe_ms, set_threads, thread_counts
 from voxdistill.export.model_card import write_model_card
 from voxdistill.families import distill
 from voxdistill.files import check_writable_output, output_lock, sha256_of_files, write_text_atomic
@@ -127,6 +128,11 @@ class PipelineConfig:
     # other than ``seed``) on the same corpus, pseudo-labels and student; None = ``seed`` alone.
     seeds: tuple[int, ...] | None = None
     latency_clips: int = 20  # per evaluation set, timed at batch 1
+    # Thread counts batch-1 latency is timed at, each model at each, its fastest leading the tables
+    # (on a 2-core CPU the teacher's 30 s encoder wants both cores, a small decoder one: the two
+    # threads' hand-offs cost CTranslate2 more per token than the work). None: 1 and every doubling
+    # up to the runtime's threads.
+    latency_threads: tuple[int, ...] | None = None
     # A folder of the user's own real speech with .txt transcripts (``corpus import`` layout), scored
     # as one more set, ``real-speech``, beside the shipped real-speech test sets.
     real_speech: Path | None = None
@@ -323,7 +329,8 @@ def _evaluate(config: PipelineConfig, models: list[str], progress: bool,
     folder = eval_folder(config, runtime)
     metrics_path, inputs_path = folder / "metrics.json", folder / "inputs.json"
     manifests = eval_manifests(config)
-    settings = EvalSettings(latency_clips=config.latency_clips, runtime=runtime)
+    settings = EvalSettings(latency_clips=config.latency_clips, runtime=runtime,
+                            latency_threads=config.latency_threads or thread_counts(set_threads(None)))
     inputs = _evaluation_inputs(models, manifests, settings, config.out)
     previous = json.loads(inputs_path.read_text()) if inputs_path.is_file() else None
     if previous == inputs and metrics_path.is_file():
@@ -515,4 +522,8 @@ def headline(evaluations: list[dict]) -> str:
                          + " ".join(f"{format_percent(model['sets'][n]['wer']):>12}" for n in names)
                          + f" {format_percent(o.get('insertion_rate')):>11} {format_percent(o.get('repeated_ngram_rate')):>8}"
                          f" {format_ms(o.get('latency_ms_p50')):>8} {format_ratio(speedup(faster)) if faster else '':>7}")
+        timed = [f"{m['model']} {fastest_threads(m).removeprefix('at ')}" for m in metrics["models"] if fastest_threads(m)]
+        if timed:
+            lines.append(f"  p50 at each model's fastest thread count ({', '.join(timed)}); faster with both at the same count: "
+                         + "; ".join(f"{label} {same_threads_speedups(r)}" for label, r in metrics["ratios"].items()))
     return "\n".join(lines)

@@ -38,6 +38,10 @@ def register(sub) -> None:
                    help="untimed clips per model before timing (default 2)")
     p.add_argument("--threads", type=at_least(1), default=None,
                    help="threads of the runtime, PyTorch's or CTranslate2's (default: torch's default; reported)")
+    p.add_argument("--latency-threads", type=at_least(1), nargs="+", default=(), metavar="N",
+                   help="time batch-1 latency at each of these thread counts, every model at each (CTranslate2 and "
+                        "onnxruntime models are loaded once per count); each model's latency is then the one at its "
+                        "fastest count, and the speed-up at every count is printed too (default: --threads alone)")
     p.add_argument("--compile-decoder", action="store_true",
                    help="torch runtime: greedy decoding calls each model's decoder through torch.compile (same "
                         "weights and tokens, less per-step overhead; compiled during the untimed warm-up, tens of "
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(
         decoding=decoding(args), latency_clips=args.latency_clips, warmup_clips=args.warmup, threads=args.threads,
-        runtime=runtime(args), ctc_runtime=Runtime.of(args.ctc_runtime), compile_decoder=args.compile_decoder,
+        latency_threads=tuple(args.latency_threads), runtime=runtime(args), ctc_runtime=Runtime.of(args.ctc_runtime), compile_decoder=args.compile_decoder,
     )
     if args.card:
         from voxdistill.export.model_card import check_student_cards

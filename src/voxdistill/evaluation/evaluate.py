@@ -38,7 +38,7 @@ from voxdistill.config import to_dict
 from voxdistill.data.check import undecodable_audio
 from voxdistill.data.manifest import ManifestError, read_manifest, scan_manifest
 from voxdistill.errors import VoxdistillError, kept_on_interrupt
-from voxdistill.evaluation.speed import Timings, machine_description, set_threads, time_interleaved
+from voxdistill.evaluation.speed import Timings, machine_description, rotated, set_threads, time_interleaved
 from voxdistill.families import family_of, load_recogniser
 from voxdistill.files import (check_not_an_input, check_writable_output, file_written_atomically, output_lock,
                               sha256_of_files, write_text_atomic)
@@ -63,6 +63,10 @@ class EvalSettings:
     latency_clips: int = 20  # first clips of every set timed one by one (batch 1); 0 = no latency pass
     warmup_clips: int = 2  # untimed calls per model and batch shape before any timing
     threads: int | None = None  # intra-op threads of the runtime; None keeps torch's default
+    # Batch-1 latency is timed at each of these thread counts, every model at every count, and each
+    # model's latency is the one at its fastest count (the setting a deployment would choose); the
+    # ratios add the speed-up at every count. Empty: ``threads`` alone.
+    latency_threads: tuple[int, ...] = ()
     runtime: Runtime = Runtime()  # every Whisper model runs in this runtime and compute type
     ctc_runtime: Runtime = Runtime()  # CTC students run here: torch, or onnx (onnxruntime)
     # Torch runtime: greedy decoding calls each Whisper's decoder through torch.compile (the same
@@ -73,6 +77,8 @@ class EvalSettings:
         if self.compile_decoder and self.runtime.backend != "torch":
             raise RuntimeConfigError(f"--compile-decoder compiles PyTorch's decoding step; the {self.runtime.backend} "
                                      f"runtime has its own")
+        if any(k < 1 for k in self.latency_threads) or len(set(self.latency_threads)) != len(self.latency_threads):
+            raise RuntimeConfigError(f"latency thread counts must be distinct and at least 1, got {self.latency_threads}")
 
     def runtime_for(self, source: str) -> Runtime:
         """The runtime ``source`` runs in: the setting its family reads (`StudentFamily.runtime_option`)."""
@@ -164,31 +170,42 @@ def _check_manifests(manifests: list[Path]) -> None:
 
 
 class Evaluation:
-    def __init__(self, models: dict[str, Recogniser], settings: EvalSettings, threads: int):
+    """``models`` at the runtime's ``threads`` decode every clip; ``timed`` holds, per latency
+    thread count, the same models loaded at that count (``models`` itself at ``threads``)."""
+
+    def __init__(self, models: dict[str, Recogniser], settings: EvalSettings, threads: int,
+                 timed: dict[int, dict[str, Recogniser]] | None = None):
         self.models = models
         self.settings = settings
         self.threads = threads  # of the runtime, as set (`set_threads`)
+        self.timed = timed or {threads: models}
         options = settings.decoding
         batch_1 = replace(options, batch_size=1)
         self.runners = {label: (lambda audios, w=w, o=options: transcribe_checked(w, audios, o))
                         for label, w in models.items()}
-        self.single = {label: (lambda audios, w=w, o=batch_1: transcribe_checked(w, audios, o))
-                       for label, w in models.items()}
+        self.single = {k: {label: (lambda audios, w=w, o=batch_1: transcribe_checked(w, audios, o))
+                           for label, w in at_k.items()}
+                       for k, at_k in self.timed.items()}
         self.turn = 0
         self.warm = False
         self.tallies: dict[str, dict[str, dict[str | None, Tally]]] = {m: {} for m in models}
         self.first = next(iter(models))
         self.drift: dict[str, dict[str, Tally]] = {m: {} for m in models if m != self.first}
         self.throughput: dict[str, dict[str, Timings]] = {m: {} for m in models}
-        self.latency: dict[str, dict[str, Timings]] = {m: {} for m in models}
+        # per thread count, model and set
+        self.latency: dict[int, dict[str, dict[str, Timings]]] = {k: {m: {} for m in models} for k in self.timed}
         self.decisions: dict[str, dict[str, Counter]] = {m: {} for m in models}  # per set, how the checks decided
 
     def _warm_up(self, audios: list) -> None:
         clips = audios[: self.settings.warmup_clips]
-        for label in self.models:
-            for clip in clips:
-                self.single[label]([clip])
-            if clips:
+        for k, single in self.single.items():
+            set_threads(k)
+            for label in self.models:
+                for clip in clips:
+                    single[label]([clip])
+        set_threads(self.threads)
+        if clips:
+            for label in self.models:
                 self.runners[label](audios)
 
     def run_set(self, manifest: Path, transcripts, progress: bool) -> None:
@@ -199,7 +216,8 @@ class Evaluation:
             if label != self.first:
                 self.drift[label][name] = Tally()
             self.throughput[label][name] = Timings()
-            self.latency[label][name] = Timings()
+            for k in self.timed:
+                self.latency[k][label][name] = Timings()
             self.decisions[label][name] = Counter()
         utterances = read_manifest(manifest)
         latency_clips: list = []  # the set's first clips, timed one by one after the accuracy pass
@@ -227,37 +245,60 @@ class Evaluation:
                 }, ensure_ascii=False) + "\n")
             bar.update(len(batch))
         bar.close()
-        timings = {label: self.latency[label][name] for label in self.models}
         for audio in tqdm(latency_clips, desc=f"latency {name}", unit="clip", disable=not progress):
-            time_interleaved(self.single, [audio], timings, self.turn)
+            for k in rotated(list(self.timed), self.turn):  # every model at one count, then the next
+                set_threads(k)
+                time_interleaved(self.single[k], [audio], {m: self.latency[k][m][name] for m in self.models},
+                                 self.turn)
             self.turn += 1
+        set_threads(self.threads)
 
     def throughput_of(self, name: str) -> dict[str, Timings]:
         return {label: self.throughput[label][name] for label in self.models}
 
+    def pooled_latency(self, label: str, threads: int) -> Timings:
+        """``label``'s batch-1 timings over every set at ``threads``."""
+        pooled = Timings()
+        for timings in self.latency[threads][label].values():
+            pooled.extend(timings)
+        return pooled
+
+    def fastest_threads(self, label: str) -> int:
+        """The thread count at which ``label``'s pooled latency p50 is lowest (the runtime's
+        ``threads`` when latency was not timed)."""
+        p50 = {k: self.pooled_latency(label, k).latency_ms(50) for k in self.timed}
+        if any(v is None for v in p50.values()):
+            return self.threads
+        return min(p50, key=p50.get)
+
     def record(self, label: str, source: str) -> dict:
         recogniser = self.models[label]
+        fastest = self.fastest_threads(label)
+        latency = self.latency[fastest][label]
         sets = {}
-        overall, all_latency, all_throughput, all_drift = Tally(), Timings(), Timings(), Tally()
+        overall, all_throughput, all_drift = Tally(), Timings(), Tally()
         for name, groups in self.tallies[label].items():
             total = Tally()
             for tally in groups.values():
                 total.merge(tally)
             overall.merge(total)
-            all_latency.extend(self.latency[label][name])
             all_throughput.extend(self.throughput[label][name])
             domains = {str(d): {k: v for k, v in t.scores().items() if k in ("n", "wer", "cer")}
                        for d, t in sorted(groups.items(), key=lambda kv: str(kv[0])) if d is not None}
-            sets[name] = total.scores() | speed_scores(self.latency[label][name], self.throughput[label][name]) \
+            sets[name] = total.scores() | speed_scores(latency[name], self.throughput[label][name]) \
                 | {"domains": domains, "decisions": dict(sorted(self.decisions[label][name].items()))} \
                 | self._drift(label, name, all_drift)
+        by_threads = {str(k): {"latency_ms_p50": self.pooled_latency(label, k).latency_ms(50),
+                               "latency_ms_p95": self.pooled_latency(label, k).latency_ms(95)}
+                      for k in sorted(self.timed)}
         folder = recogniser.folder
         role = "student" if folder is not None and (Path(folder) / STUDENT_FILE).is_file() else "teacher"
         return {
             "model": label, "source": source, "role": role, **describe(recogniser),
             "parameters": recogniser.parameters,
             "disk_bytes": disk_bytes(folder), "fingerprint": recogniser.fingerprint.digest,
-            "sets": sets, "overall": overall.scores() | speed_scores(all_latency, all_throughput)
+            "sets": sets, "overall": overall.scores() | speed_scores(self.pooled_latency(label, fastest), all_throughput)
+            | {"latency_threads": fastest, "latency_by_threads": by_threads}
             | ({} if label == self.first else {"drift_wer": error_rate(all_drift.words)}),
         }
 
@@ -276,10 +317,14 @@ def ratios(reference: dict, other: dict) -> dict:
     """``other`` relative to ``reference``: below 1 is smaller/faster for latency, size and WER;
     above 1 is faster for throughput. ``speedup`` is reference latency over other latency."""
     r, o = reference["overall"], other["overall"]
+    at = o.get("latency_by_threads", {})
     return {
         "latency_p50": _ratio(o["latency_ms_p50"], r["latency_ms_p50"]),
         "latency_p95": _ratio(o["latency_ms_p95"], r["latency_ms_p95"]),
         "speedup": _ratio(r["latency_ms_p50"], o["latency_ms_p50"]),
+        # the same thread count for both
+        "speedup_by_threads": {k: _ratio(r["latency_by_threads"][k]["latency_ms_p50"], at[k]["latency_ms_p50"])
+                               for k in at if k in r.get("latency_by_threads", {})},
         "throughput": _ratio(o["throughput_utt_per_s"], r["throughput_utt_per_s"]),
         "parameters": _ratio(other["parameters"], reference["parameters"]),
         "disk_bytes": _ratio(other["disk_bytes"], reference["disk_bytes"]),
@@ -326,16 +371,26 @@ def _run(models: list[str], manifests: list[Path], labels: list[str], settings: 
     threads = set_threads(settings.threads)
     loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
               for label, source in zip(labels, models)}
+    timed = {k: loaded if k == threads else {label: _at_threads(loaded[label], source, settings.runtime_for(source), k)
+                                             for label, source in zip(labels, models)}
+             for k in settings.latency_threads or (threads,)}
     for recogniser in loaded.values():
         check_language(recogniser, settings.decoding.language)
     if settings.compile_decoder:
         for recogniser in loaded.values():
             if hasattr(recogniser, "whisper"):  # a Whisper in torch (a CTC student has no decoding loop)
                 recogniser.whisper.compile_decoder()
-    evaluation = Evaluation(loaded, settings, threads)
+    evaluation = Evaluation(loaded, settings, threads, timed)
     for manifest in manifests:
         evaluation.run_set(manifest, transcripts, progress)
     return evaluation
+
+
+def _at_threads(recogniser: Recogniser, source: str, runtime: Runtime, threads: int) -> Recogniser:
+    """``recogniser`` to time at ``threads``: itself in PyTorch, whose thread count is the process's
+    (`set_threads` sets it before each count's turn); a second copy of ``source`` in a runtime that
+    fixes its threads when it loads a model (CTranslate2, onnxruntime)."""
+    return recogniser if runtime.backend == "torch" else load_recogniser(source, runtime, threads)
 
 
 def _result(evaluation: "Evaluation", models: list[str], manifests: list[Path], labels: list[str],
@@ -349,7 +404,8 @@ def _result(evaluation: "Evaluation", models: list[str], manifests: list[Path], 
         "decoding": to_dict(settings.decoding),  # plain data, as the JSON reads back
         "runtime": runtime_description(settings.runtime),
         "speed": machine_description() | {
-            "threads": evaluation.threads, "latency_clips_per_set": settings.latency_clips,
+            "threads": evaluation.threads, "latency_threads": sorted(evaluation.timed),
+            "latency_clips_per_set": settings.latency_clips,
             "throughput_batch_size": settings.decoding.batch_size, "warmup_clips": settings.warmup_clips,
             "interleaved": True, "compiled_decoder": settings.compile_decoder,
         },
@@ -408,10 +464,14 @@ def format_table(result: dict) -> str:
     speed = result["speed"]
     runtime = result.get("runtime", {"backend": "torch", "compute_type": "float32"})
     compiled = ", decoder compiled" if speed.get("compiled_decoder") else ""
-    lines += ["", f"speed ({runtime['backend']} {runtime['compute_type']}{compiled}): {speed['threads']} threads, batch 1 latency over the first {speed['latency_clips_per_set']} "
+    counts = speed.get("latency_threads", [speed["threads"]])
+    timed_at = (f"at each model's fastest of {', '.join(map(str, counts))} threads (thr)" if len(counts) > 1
+                else "")
+    lines += ["", f"speed ({runtime['backend']} {runtime['compute_type']}{compiled}): {speed['threads']} threads, batch 1 latency "
+                  f"{timed_at + ' ' if timed_at else ''}over the first {speed['latency_clips_per_set']} "
                   f"clips of each set, throughput at batch {speed['throughput_batch_size']}, models interleaved",
               f"{'model':{width}} {'params':>8} {'disk MB':>8} {'p50 ms':>8} {'p95 ms':>8} {'RTF':>6} "
-              f"{'utt/s':>6} {'ins.':>6} {'loops':>6} {'speedup':>8}"]
+              f"{'utt/s':>6} {'ins.':>6} {'loops':>6} {'speedup':>8}" + (f" {'thr':>4}" if timed_at else "")]
     for r in records:
         o = r["overall"]
         speedup = result["ratios"].get(r["model"], {}).get("speedup")
@@ -420,5 +480,15 @@ def format_table(result: dict) -> str:
             f"{r['model']:{width}} {r['parameters'] / 1e6:7.1f}M {_num(disk, '8.1f')} "
             f"{_num(o['latency_ms_p50'], '8.0f')} {_num(o['latency_ms_p95'], '8.0f')} {_num(o['rtf'], '6.3f')} "
             f"{_num(o['throughput_utt_per_s'], '6.2f')} {_pct(o['insertion_rate']):>6} "
-            f"{_pct(o['repeated_ngram_rate']):>6} {'' if speedup is None else f'{speedup:.2f}x':>8}")
+            f"{_pct(o['repeated_ngram_rate']):>6} {'' if speedup is None else f'{speedup:.2f}x':>8}"
+            + (f" {o.get('latency_threads', ''):>4}" if timed_at else ""))
+    if timed_at:
+        lines += ["", f"batch 1 latency p50 at the same thread count for every model (speed-up over {labels[0]}):"]
+        for k in map(str, counts):
+            cells = []
+            for r in records:
+                p50 = r["overall"].get("latency_by_threads", {}).get(k, {}).get("latency_ms_p50")
+                ratio = result["ratios"].get(r["model"], {}).get("speedup_by_threads", {}).get(k)
+                cells.append(f"{r['model']} {_num(p50, '.0f')} ms" + ("" if ratio is None else f" ({ratio:.2f}x)"))
+            lines.append(f"  {k} thread{'s' if k != '1' else ''}: " + ", ".join(cells))
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from voxdistill import __version__
 from voxdistill.evaluation import plots
 from voxdistill.evaluation.report_inputs import (
     Evaluation, ReportInputs, Run, ShapeSweep, collect, config_summary, format_percent, format_ratio,
-    model_runtime, reference_label, set_stats, speedup,
+    fastest_threads, model_runtime, reference_label, same_threads_speedups, set_stats, speedup,
 )
 from voxdistill.files import check_not_an_input, check_writable_output, write_text_atomic
 from voxdistill.scoring.metrics import AlignedPair, align, edit_counts
@@ -213,7 +213,8 @@ def _speed_table(metrics: Mapping) -> str:
         cells = [
             _number(None if parameters is None else parameters / 1e6, ".1f", " M"),
             _number(None if disk is None else disk / 1e6, ".1f", " MB"),
-            _number(overall.get("latency_ms_p50"), ".0f", " ms"),
+            _number(overall.get("latency_ms_p50"), ".0f", " ms") + (f" <small>{fastest_threads(model)}</small>"
+                                                                     if fastest_threads(model) else ""),
             _number(overall.get("latency_ms_p95"), ".0f", " ms"),
             _number(overall.get("rtf"), ".3f"),
             _number(overall.get("throughput_utt_per_s"), ".2f", " utt/s"),
@@ -231,10 +232,12 @@ def _ratio_table(metrics: Mapping) -> str:
     rows = []
     for label, r in ratios.items():
         cells = [format_ratio(r.get("wer")), format_ratio(r.get("latency_p50")), format_ratio(speedup(r)),
+                 same_threads_speedups(r) or "–",
                  format_ratio(r.get("throughput")), format_ratio(r.get("parameters")), format_ratio(r.get("disk_bytes"))]
         rows.append(f'<tr><th scope="row">{html.escape(label)}</th>'
                     + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
-    head = ["Student", "WER", "Latency p50", "× faster (batch 1)", "Throughput", "Parameters", "Disk"]
+    head = ["Student", "WER", "Latency p50", "× faster (batch 1)", "× faster, same threads", "Throughput", "Parameters",
+            "Disk"]
     return _table("ratio-table", head, rows)
 
 

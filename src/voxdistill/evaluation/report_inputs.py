@@ -79,6 +79,24 @@ def speedup(ratios: Mapping) -> float | None:
     return ratios.get("speedup") or (1 / latency if latency else None)
 
 
+def same_threads_speedups(ratios: Mapping) -> str:
+    """"1 thread 5.70×, 2 threads 2.60×": the speed-up with teacher and student at the same thread
+    count, for each count the evaluation timed; "" when it timed one (the speed-up says it all)."""
+    at = ratios.get("speedup_by_threads") or {}
+    if len(at) < 2:
+        return ""
+    return ", ".join(f"{k} thread{'' if k == '1' else 's'} {format_ratio(v)}" for k, v in at.items())
+
+
+def fastest_threads(model: Mapping) -> str:
+    """"at 2 threads" when the evaluation timed several counts and took this model's fastest, else ""."""
+    overall = model.get("overall", {})
+    if len(overall.get("latency_by_threads") or {}) < 2:
+        return ""
+    threads = overall.get("latency_threads")
+    return f"at {threads} thread{'' if threads == 1 else 's'}"
+
+
 def format_ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} ms"
 

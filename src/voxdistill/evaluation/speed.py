@@ -77,6 +77,15 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def thread_counts(up_to: int) -> tuple[int, ...]:
+    """1 and every doubling below ``up_to``, then ``up_to``: the thread counts worth timing a model at
+    on a machine that gives it ``up_to`` (1, 2 on two cores; 1, 2, 4, 6 on six)."""
+    counts = [1]
+    while counts[-1] * 2 < up_to:
+        counts.append(counts[-1] * 2)
+    return tuple(counts + [up_to] if up_to > 1 else counts)
+
+
 def machine_description() -> dict:
     return {"threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}

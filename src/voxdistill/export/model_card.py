@@ -14,7 +14,8 @@ import yaml
 
 from voxdistill.errors import VoxdistillError
 from voxdistill.evaluation.report_inputs import (
-    config_summary, format_ms, format_percent, format_ratio, model_runtime, reference_label, set_stats, speedup,
+    config_summary, fastest_threads, format_ms, format_percent, format_ratio, model_runtime, reference_label,
+    same_threads_speedups, set_stats, speedup,
 )
 from voxdistill.families import FAMILIES, family_of
 from voxdistill.files import check_writable_output, write_text_atomic
@@ -183,7 +184,11 @@ def _evaluation(metrics: Mapping, student: Mapping, reference: Mapping) -> str:
     ratios = metrics.get("ratios", {}).get(s, {})
     faster = speedup(ratios)
     ratio_rows = [("latency p50 (batch 1)", format_ratio(ratios.get("latency_p50"))
-                   + (f" ({format_ratio(faster)} faster)" if faster else "")),
+                   + (f" ({format_ratio(faster)} faster)" if faster else "")
+                   + (f"; {cs} {fastest_threads(student)}, {ct} {fastest_threads(reference)}, each its fastest"
+                      if fastest_threads(student) else "")),
+                  *([("faster, both at the same thread count", same_threads_speedups(ratios))]
+                    if same_threads_speedups(ratios) else []),
                   ("throughput (batch N)", format_ratio(ratios.get("throughput"))),
                   ("parameters", format_ratio(ratios.get("parameters"))),
                   ("size on disk", format_ratio(ratios.get("disk_bytes"))),
