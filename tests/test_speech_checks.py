@@ -18,7 +18,8 @@ from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.decoding import NO_CHECKS, DecodingOptions, SpeechChecks
 from voxdistill.errors import VoxdistillError
 from voxdistill.families import load_recogniser
-from voxdistill.runtime.checks import DECISIONS, decode_checked, holds_speech
+from voxdistill.decoding import Decoded
+from voxdistill.runtime.checks import DECISIONS, _judge, decode_checked, holds_speech
 
 TEACHER = "bundled:whisper-tiny.en"
 CHECKS_OFF = ("--no-speech-threshold", "none", "--logprob-threshold", "none", "--compression-ratio-threshold",
@@ -69,6 +70,20 @@ def test_a_looping_model_is_decoded_again_and_speech_it_is_sure_of_is_not(tiny_r
     assert set(DECISIONS) >= {c.decision for c in checked + once}
 
 
+def test_a_clip_sampled_again_is_transcribed_alike_beside_any_other_clips(tiny_random_whisper, speech_dir):
+    """The random model loops for 64 tokens at temperature 0 and its samples at 0.4 do not (the loop
+    rules alone): each clip's draws are its own, so its transcript is the same decoded alone as
+    beside the others."""
+    recogniser = load_recogniser(str(tiny_random_whisper))
+    clips = [load_audio(path) for path in sorted(speech_dir.glob("*.wav"))[:3]]
+    loops_only = SpeechChecks(no_speech_threshold=None, logprob_threshold=None, vad=False)
+    options = DecodingOptions(max_new_tokens=64, max_tokens_per_second=None, checks=loops_only)
+    together = decode_checked(recogniser, clips, options)
+    assert [c.decision for c in together] == ["fallback"] * 3
+    alone = [decode_checked(recogniser, [clip], options)[0] for clip in clips]
+    assert [(c.tokens, c.temperature) for c in alone] == [(c.tokens, c.temperature) for c in together]
+
+
 def test_sampled_decoding_is_seeded(tiny_random_whisper, speech_dir):
     recogniser = load_recogniser(str(tiny_random_whisper))
     clip = [load_audio(sorted(speech_dir.glob("*.wav"))[0])]
@@ -81,11 +96,31 @@ def test_sampled_decoding_is_seeded(tiny_random_whisper, speech_dir):
     assert greedy != first
 
 
+@pytest.mark.parametrize("text, loops", [
+    ("9. 9. 9. 9. 9. 9. 9. 9", True),  # a spoken "nine" the demo's student once looped on: too short to compress
+    ("Nine.", False),
+    ("Word. Word. Word. Word. Word.", False),  # 2 repeats: what a speaker may say
+    ("Thank you, and thank you for watching and thank you.", False),
+])
+def test_a_loop_too_short_to_compress_is_decoded_again(tiny_random_whisper, text, loops):
+    """A sure transcript (mean log-probability -0.1) that repeats a word 3-gram more than 3 times
+    beyond its first is a loop, as the pseudo-label filters judge it, though zlib cannot compress it
+    past 2.4; with the rule off it is speech."""
+    recogniser = load_recogniser(str(tiny_random_whisper))
+    decoded = Decoded(recogniser.tokenizer.encode(" " + text, add_special_tokens=False), -0.1, 0.01)
+    judged = _judge(recogniser, SpeechChecks(), decoded, 0.0)
+    assert judged.looping is loops and judged.decision == ("unsure" if loops else "speech")
+    off = _judge(recogniser, SpeechChecks(repeated_ngram_threshold=None), decoded, 0.0)
+    assert not off.looping and off.decision == "speech"
+
+
 def test_thresholds_out_of_range_are_refused():
     with pytest.raises(VoxdistillError, match="no_speech_threshold 1.5"):
         SpeechChecks(no_speech_threshold=1.5)
     with pytest.raises(VoxdistillError, match="temperature 0"):
         SpeechChecks(temperatures=(0.0, 0.5))
+    with pytest.raises(VoxdistillError, match="repeated_ngram_threshold -1"):
+        SpeechChecks(repeated_ngram_threshold=-1)
 
 
 @pytest.mark.integration

@@ -56,9 +56,11 @@ class SpeechChecks:
 
     A window whose no-speech probability is above ``no_speech_threshold`` while its mean
     log-probability is below ``logprob_threshold`` is silence: an empty transcript. A window whose
-    transcript compresses by more than ``compression_ratio_threshold`` (a loop) or whose mean
-    log-probability is below ``logprob_threshold`` is decoded again by sampling at each of
-    ``temperatures`` in turn until one passes. ``vad``: a window the model still doubts (no-speech
+    transcript compresses by more than ``compression_ratio_threshold`` or repeats word 3-grams more
+    than ``repeated_ngram_threshold`` times beyond their first (a loop; the second catches loops too
+    short to compress, "9. 9. 9. 9. 9. 9. 9. 9" for a spoken "nine", with pseudo-label's filters'
+    count) or whose mean log-probability is below ``logprob_threshold`` is decoded again by sampling
+    at each of ``temperatures`` in turn until one passes. ``vad``: a window the model still doubts (no-speech
     probability above the threshold, or no temperature passed) is given to Silero VAD (the one
     faster-whisper ships) and has an empty transcript when it holds no speech: a model can be sure of
     a word in silence (tiny.en says "you" at mean log-probability -0.4)."""
@@ -66,6 +68,7 @@ class SpeechChecks:
     no_speech_threshold: float | None = 0.6
     logprob_threshold: float | None = -1.0
     compression_ratio_threshold: float | None = 2.4
+    repeated_ngram_threshold: int | None = 3
     temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)  # the fallback; () decodes once
     vad: bool = True
     vad_threshold: float = 0.5  # Silero's speech probability above which a 32 ms frame is speech
@@ -75,17 +78,18 @@ class SpeechChecks:
             ("no_speech_threshold", self.no_speech_threshold, lambda v: 0 <= v <= 1),
             ("logprob_threshold", self.logprob_threshold, lambda v: v <= 0),
             ("compression_ratio_threshold", self.compression_ratio_threshold, lambda v: v > 0),
+            ("repeated_ngram_threshold", self.repeated_ngram_threshold, lambda v: v >= 0),
             ("vad_threshold", self.vad_threshold, lambda v: 0 < v < 1),
         ) if value is not None and not ok(value)]
         problems += [f"temperature {t}" for t in self.temperatures if not 0 < t <= 2]
         if problems:
             raise VoxdistillError(f"{', '.join(problems)}: a no-speech threshold is in [0, 1], a log-probability one "
-                                  f"<= 0, a compression ratio one > 0, the VAD threshold in (0, 1) and each "
-                                  f"fallback temperature in (0, 2]")
+                                  f"<= 0, a compression ratio one > 0, a repeated n-gram count >= 0, the VAD "
+                                  f"threshold in (0, 1) and each fallback temperature in (0, 2]")
 
 
 NO_CHECKS = SpeechChecks(no_speech_threshold=None, logprob_threshold=None, compression_ratio_threshold=None,
-                         temperatures=(), vad=False)  # each window decoded once, its transcript kept as it is
+                         repeated_ngram_threshold=None, temperatures=(), vad=False)  # each window decoded once, its transcript kept as it is
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,10 @@ def check_arguments(p: argparse.ArgumentParser, thresholds: bool = True) -> None
                                                          "decoded again at the next temperature")
         _whisper_threshold(group, "--compression-ratio-threshold", "a window whose text zlib compresses by more than R "
                                                                    "(a loop) is decoded again at the next temperature")
+        group.add_argument("--repeated-ngram-threshold", type=or_none(int), default=3, metavar="N",
+                           help="a window whose transcript repeats word 3-grams more than N times beyond their "
+                                "first (a loop too short to compress) is decoded again at the next temperature "
+                                "(default 3)")
         group.add_argument("--temperature-fallback", type=temperatures, default=(0.2, 0.4, 0.6, 0.8, 1.0),
                            metavar="T,T,...", help="the temperatures tried in turn (default 0.2,0.4,0.6,0.8,1.0; "
                                                    "'none': decode once)")
@@ -189,7 +193,7 @@ def speech_checks(args: argparse.Namespace):
         return SpeechChecks(vad=not args.no_vad, vad_threshold=args.vad_threshold)
     return SpeechChecks(no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold,
                         compression_ratio_threshold=args.compression_ratio_threshold,
-                        temperatures=args.temperature_fallback, vad=not args.no_vad,
+                        repeated_ngram_threshold=args.repeated_ngram_threshold, temperatures=args.temperature_fallback, vad=not args.no_vad,
                         vad_threshold=args.vad_threshold)
 
 

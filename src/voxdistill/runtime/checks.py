@@ -5,8 +5,9 @@ temperature (`decoding.SpeechChecks` holds the rules and their defaults).
 Each clip's outcome is one of `DECISIONS`, which ``evaluate`` writes beside every hypothesis:
 
 - ``speech``: the first decoding passed every rule;
-- ``fallback``: it failed (a compression ratio above the threshold, or a mean log-probability below
-  it) and a decoding sampled at a higher temperature passed;
+- ``fallback``: it failed (a loop: a compression ratio above the threshold or more repeated word
+  3-grams than allowed; or a mean log-probability below the threshold) and a decoding sampled at a
+  higher temperature passed;
 - ``no_speech``: Whisper's silence rule (no-speech probability above its threshold and mean
   log-probability below its own): empty;
 - ``no_speech_vad``: the model doubted (a no-speech probability above the threshold, or no
@@ -31,7 +32,7 @@ import numpy as np
 from voxdistill.audio import SAMPLE_RATE
 from voxdistill.decoding import Decoded, DecodingOptions, SpeechChecks
 from voxdistill.runtime import Recogniser, by_padded_length, text_of
-from voxdistill.scoring.metrics import basic_normalize, compression_ratio
+from voxdistill.scoring.metrics import basic_normalize, compression_ratio, text_repeats
 
 DECISIONS = ("speech", "fallback", "no_speech", "no_speech_vad", "unsure", "unchecked")
 EMPTY_DECISIONS = ("no_speech", "no_speech_vad")
@@ -46,7 +47,7 @@ class Checked:
     temperature: float  # of the decoding kept
     avg_logprob: float | None = None  # None: a model without confidence signals
     no_speech_prob: float | None = None
-    looping: bool = False  # its compression ratio is above the threshold
+    looping: bool = False  # its compression ratio or repeated word 3-grams are above the thresholds
 
 
 def decode_checked(recogniser: Recogniser, audios: Sequence[np.ndarray], options: DecodingOptions) -> list[Checked]:
@@ -74,11 +75,13 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
         again = [i for i, r in enumerate(results) if r.decision == "unsure"]
         if not again:
             break
-        sampled = [clips[i] for i in again]
-        decoded = recogniser.decode_scored(recogniser.encode(sampled), replace(options, temperature=temperature),
-                                           _seconds(sampled))
-        for i, d in zip(again, decoded):
-            results[i] = _judge(recogniser, checks, d, temperature)
+        # One clip at a time: a sampled draw then depends on the clip alone, not on which other clips
+        # of its batch needed sampling too (the seed is per call), so a clip's transcript is the same
+        # at every batch size and beside any other clips. Few clips get here.
+        for i in again:
+            decoded = recogniser.decode_scored(recogniser.encode([clips[i]]), replace(options, temperature=temperature),
+                                               _seconds([clips[i]]))[0]
+            results[i] = _judge(recogniser, checks, decoded, temperature)
             tried[i].append(results[i])
     results = [_most_likely(candidates) if r.decision == "unsure" else r for r, candidates in zip(results, tried)]
     return [_confirmed(checks, result, clip) for result, clip in zip(results, clips)]
@@ -98,8 +101,9 @@ def _judge(recogniser: Recogniser, checks: SpeechChecks, decoded: Decoded, tempe
             checks.logprob_threshold is None or unsure_of_it):
         return Checked([], "no_speech", temperature, **signals)
     text = text_of(recogniser, decoded.tokens)
-    limit = checks.compression_ratio_threshold
-    looping = limit is not None and compression_ratio(text) > limit
+    looping = (checks.compression_ratio_threshold is not None
+               and compression_ratio(text) > checks.compression_ratio_threshold) or (
+        checks.repeated_ngram_threshold is not None and text_repeats(text) > checks.repeated_ngram_threshold)
     decision = "unsure" if looping or unsure_of_it else "speech" if temperature == 0 else "fallback"
     # A transcript without a word (".", "♪") is empty: what a model writes for a sound it cannot name.
     tokens = decoded.tokens if basic_normalize(text) else []

@@ -126,9 +126,15 @@ def repeated_ngrams(words: Sequence[str], n: int = 3) -> int:
     return len(grams) - len(set(grams))
 
 
+def text_repeats(text: str, n: int = 3, normalize=normalize_english) -> int:
+    """`repeated_ngrams` of a transcript's normalised words: the looping signal that needs no
+    reference (the pseudo-label filters and the checks on every decoded window read it)."""
+    return repeated_ngrams(normalize(text).split(), n)
+
+
 def loops(reference: str, hypothesis: str, n: int = 3, normalize=normalize_english) -> bool:
     """Hallucination signal: the transcript repeats some word n-gram more than its reference does."""
-    return repeated_ngrams(normalize(hypothesis).split(), n) > repeated_ngrams(normalize(reference).split(), n)
+    return text_repeats(hypothesis, n, normalize) > text_repeats(reference, n, normalize)
 
 
 def _total(references: Sequence[str], hypotheses: Sequence[str], units) -> EditCounts:

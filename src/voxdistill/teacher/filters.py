@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voxdistill.errors import VoxdistillError
-from voxdistill.scoring.metrics import basic_normalize, compression_ratio, repeated_ngrams
-from voxdistill.scoring.normalize import normalize_english
+from voxdistill.scoring.metrics import basic_normalize, compression_ratio, text_repeats
 
 SIGNALS = ("avg_logprob", "no_speech_prob", "compression_ratio", "repeated_ngrams")
 REASONS = ("empty", "compression_ratio", "repeated_ngrams", "avg_logprob", "no_speech")  # in the order checked
@@ -33,7 +32,7 @@ def label_signals(text: str, avg_logprob: float, no_speech_prob: float) -> dict:
     """The `SIGNALS` of one pseudo-label, as its record stores them."""
     return {"avg_logprob": round(avg_logprob, 4), "no_speech_prob": round(no_speech_prob, 4),
             "compression_ratio": round(compression_ratio(text), 4),
-            "repeated_ngrams": repeated_ngrams(normalize_english(text).split())}
+            "repeated_ngrams": text_repeats(text)}
 
 
 @dataclass(frozen=True)

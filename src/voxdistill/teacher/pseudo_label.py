@@ -134,7 +134,10 @@ def _barrier(world_size: int) -> None:
 def run_identity(config: PseudoLabelConfig, teacher: Recogniser) -> dict:
     return {
         "teacher_fingerprint": teacher.fingerprint.digest,
-        "decoding": to_dict(config.decoding) | {"batch_size": None},  # batch size changes no output
+        # Batch size changes no output; of the checks, labelling reads only VAD's (the thresholds are
+        # the filters', applied at merge, and a label is never resampled).
+        "decoding": to_dict(config.decoding) | {"batch_size": None, "checks": {
+            "vad": config.decoding.checks.vad, "vad_threshold": config.decoding.checks.vad_threshold}},
         "top_k": config.top_k,
         "streams": list(STREAMS),  # the cached row streams (teacher.topk)
         "signals": list(SIGNALS),  # what each record holds for the filters (teacher.filters)
