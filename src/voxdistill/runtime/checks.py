@@ -71,6 +71,7 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
     decoded = recogniser.decode_scored(recogniser.encode(clips), options, _seconds(clips))
     results = [_judge(recogniser, checks, d, options.temperature) for d in decoded]
     tried = [[r] for r in results]  # every decoding of each clip, for those no temperature passes
+    encoded = {}  # of each clip sampled again, encoded once for all the temperatures it is tried at
     for temperature in checks.temperatures:
         again = [i for i, r in enumerate(results) if r.decision == "unsure"]
         if not again:
@@ -79,7 +80,9 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
         # of its batch needed sampling too (the seed is per call), so a clip's transcript is the same
         # at every batch size and beside any other clips. Few clips get here.
         for i in again:
-            decoded = recogniser.decode_scored(recogniser.encode([clips[i]]), replace(options, temperature=temperature),
+            if i not in encoded:
+                encoded[i] = recogniser.encode([clips[i]])
+            decoded = recogniser.decode_scored(encoded[i], replace(options, temperature=temperature),
                                                _seconds([clips[i]]))[0]
             results[i] = _judge(recogniser, checks, decoded, temperature)
             tried[i].append(results[i])
