@@ -1,4 +1,4 @@
-"""voxdistill prune: remove a trained student's least important feed-forward neurons."""
+"""voxdistill prune: remove a trained student's least important feed-forward neurons, or trim its vocabulary."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from voxdistill.cli.options import MODEL_HELP, at_least, model_argument, new_fol
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "prune", help="remove a trained student's least important feed-forward neurons (structured pruning)",
+        "prune", help="remove a trained student's least important feed-forward neurons, or trim its vocabulary "
+                      "(structured pruning)",
         description="Remove from every encoder and decoder layer of MODEL the feed-forward neurons that "
                     "matter least, measured on calibration audio: the model runs teacher-forced along its "
                     "transcripts and neuron j scores mean |activation j| x ||its fc2 column|| (how much "
@@ -25,9 +26,15 @@ def register(sub) -> None:
                     "for the vocabulary projection and the decoding loop, which pruning leaves as they "
                     "are (benchmarks/prune.py measures it). Afterwards, recover what pruning cost with a "
                     "short distillation run: voxdistill distill --config configs/prune-recover.yaml "
-                    "--set student=OUT.")
+                    "--set student=OUT. With --vocabulary N instead, the output projection shrinks: see its help.")
     model_argument(p, help=f"the model to prune, e.g. a trained student RUN/model; {MODEL_HELP}")
-    p.add_argument("--calibration", type=Path, required=True, metavar="MANIFEST",
+    p.add_argument("--vocabulary", type=at_least(257), default=None, metavar="N",
+                   help="instead of pruning neurons: keep the N most common ordinary tokens of the vocabulary "
+                        "(its first N byte-pair tokens; every special token stays), so each decoded token "
+                        "costs an output projection over N rows instead of 51,864; rarer words are then "
+                        "spelled in several tokens, which the decoder must learn: recover with "
+                        "configs/vocabulary-recover.yaml. No calibration needed")
+    p.add_argument("--calibration", type=Path, default=None, metavar="MANIFEST",
                    help="JSON Lines manifest of clips that fit the model's window, with transcripts; a "
                         "pseudo-label manifest gives its reference where it has one, else the teacher's "
                         "transcript (as training does)")
@@ -45,8 +52,23 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxdistill.distill.prune import prune_student
+    from voxdistill.distill.prune import PruneError, prune_student, trim_student
 
+    neurons = (args.ffn_keep, args.encoder_ffn_dim, args.decoder_ffn_dim)
+    if args.vocabulary is not None:
+        if any(option is not None for option in neurons):
+            raise PruneError("--vocabulary and a feed-forward option both given: prune one thing per call "
+                             "(prune the neurons, then trim the vocabulary of the result, or the other way)")
+        out, record = trim_student(args.model, args.vocabulary, args.out)
+        trimmed = record["vocabulary"]
+        size = trimmed["map"]["keep"] + trimmed["map"]["source_size"] - trimmed["map"]["first_special"]
+        params = trimmed["parameters"]
+        print(f"{args.model} -> {out}: vocabulary {trimmed['map']['source_size']} -> {size} tokens; "
+              f"{params['before'] / 1e6:.1f}M -> {params['after'] / 1e6:.1f}M parameters")
+        print(f"recover: voxdistill distill --config configs/vocabulary-recover.yaml --set student={out} --set out=RUN")
+        return 0
+    if args.calibration is None:
+        raise PruneError("--calibration MANIFEST is needed to measure which neurons matter")
     out, record = prune_student(args.model, args.calibration, args.out, clips=args.clips, keep=args.ffn_keep,
                                 encoder_ffn_dim=args.encoder_ffn_dim, decoder_ffn_dim=args.decoder_ffn_dim,
                                 batch_size=args.batch_size)

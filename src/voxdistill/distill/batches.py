@@ -79,7 +79,11 @@ def count_label_sources(manifest: Path, labels: str) -> Counter:
     return Counter(label_source(utt, labels) for utt in read_manifest(manifest))
 
 
-def _tokens(utt: Utterance, source: str, tokenizer) -> list[int]:
+def _tokens(utt: Utterance, source: str, tokenizer, own_tokens: bool) -> list[int]:
+    """The label's token ids: those the pseudo-labelling teacher cached, or with ``own_tokens`` (a
+    student whose vocabulary is not the teacher's) the label's text in ``tokenizer``'s tokens."""
+    if own_tokens:
+        return text_tokens(tokenizer, label_text(utt, source))
     if source == "pseudo_label":
         return list(utt.extra["pseudo_label_tokens"])
     cached = utt.extra.get("reference_tokens") if is_pseudo_labelled(utt) else None
@@ -96,13 +100,16 @@ def _cached_rows(cache: TopKCache, utt: Utterance, source: str):
 
 def build_decoder_batch(utterances: Sequence[Utterance], tokenizer, prompt: list[int], eot: int,
                         max_length: int, labels: str = "prefer_reference",
-                        topk_cache: TopKCache | None = None) -> DecoderBatch:
+                        topk_cache: TopKCache | None = None, own_tokens: bool = False) -> DecoderBatch:
     """Decoder inputs and shifted labels for a batch; with ``topk_cache``, the teacher's cached
-    rows along the same label tokens placed at the label positions."""
+    rows along the same label tokens placed at the label positions. ``own_tokens``: tokenize every
+    label's text with ``tokenizer`` instead of reading the teacher's cached tokens (`_tokens`)."""
+    if own_tokens and topk_cache is not None:
+        raise ValueError("cached teacher rows follow the teacher's tokens, not the student's own")
     sources = [label_source(u, labels) for u in utterances]
     sequences = []
     for utt, source in zip(utterances, sources):
-        tokens = _tokens(utt, source, tokenizer)
+        tokens = _tokens(utt, source, tokenizer, own_tokens)
         sequences.append(prompt + tokens[: max_length - len(prompt) - 1] + [eot])
     width = max(len(s) for s in sequences) - 1
     inputs = torch.full((len(sequences), width), eot, dtype=torch.long)

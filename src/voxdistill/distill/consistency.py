@@ -28,6 +28,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.models.fingerprint import Fingerprint, preprocessing_config
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import STUDENT_FILE, recorded_teacher, window_positions
+from voxdistill.models.vocabulary import VocabularyMap, recorded_vocabulary
 from voxdistill.teacher.topk import TopKCache
 
 
@@ -43,6 +44,8 @@ class TeacherSource:
     fingerprint: str | None = None  # the teacher behind the KD term
     mismatches: list[str] = field(default_factory=list)  # allowed mismatches, for the run record
     encoder_positions: int = 0  # encoder-state KD: positions compared (the student's window), 0 = off
+    # Online KD of a student with a trimmed vocabulary: its ids in the teacher's, to read the teacher along them
+    vocabulary: VocabularyMap | None = None
 
 
 def _runtime(fingerprint: Fingerprint) -> str:
@@ -155,7 +158,15 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
                 f"{student_window} s window, but the cache holds {cached} s; pseudo-label again with "
                 f"--encoder-state-seconds {student_window}, or use teacher.mode=online")
     if teacher_vocab is not None and student_vocab_size is not None and teacher_vocab != student_vocab_size:
-        raise TeacherMismatchError(
-            f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "
-            f"a KL term needs the same vocabulary")
+        trimmed = recorded_vocabulary(config.student)
+        if trimmed is None or trimmed.source_size != teacher_vocab:
+            raise TeacherMismatchError(
+                f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "
+                f"a KL term needs the same vocabulary")
+        if tc.mode == "offline":
+            raise TeacherMismatchError(
+                f"the student's vocabulary was trimmed to {student_vocab_size} tokens ({config.student / STUDENT_FILE}): "
+                f"it learns its labels in its own tokens, which the teacher's cached rows do not follow; distil "
+                f"it from the teacher online (teacher.mode=online), or with CE alone (teacher.mode=none)")
+        source.vocabulary = trimmed
     return source

@@ -56,11 +56,14 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.files import check_new_folder, sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import ffn_state, largest, read_student_record, save_student, window_seconds
+from voxdistill.models.vocabulary import RECORD_KEY as VOCABULARY_KEY, trim_vocabulary
 
 METHOD = ("feed-forward neurons by measured importance: mean |activation| at the input of fc2 × "
           "||fc2 column||₂, teacher-forced on the calibration clips; the same count kept in every layer")
 HEADS_NOT_PRUNED = ("one head count per stack and head width d_model/heads in Whisper's config: "
                     "transformers and CTranslate2 cannot load per-layer heads")
+TRIM_METHOD = ("the ordinary tokens of the first ids, i.e. byte-pair encoding stopped after fewer merges; "
+               "special tokens renumbered to follow them; kept tokens' embedding rows unchanged")
 # The label stream of calibration utterances, as training picks it (distill.batches).
 CALIBRATION_LABELS = "prefer_reference"
 
@@ -273,5 +276,30 @@ def prune_student(model: str, calibration: Path, out: Path, *, clips: int = 64, 
         "attention_heads": f"not pruned: {HEADS_NOT_PRUNED}",
     }
     save_student(pruned, whisper.processor, record, teacher_source=teacher["source"],
+                 teacher_fingerprint=teacher["fingerprint"], out=out)
+    return out, {"teacher": teacher, **record}
+
+
+def trim_student(model: str, vocabulary: int, out: Path) -> tuple[Path, dict]:
+    """``model`` with its vocabulary trimmed to ``vocabulary`` ordinary tokens and all its special ones
+    (`models.vocabulary`), saved as a student folder ``out``. Returns ``out`` and its record."""
+    out = Path(out)
+    check_new_folder(out)
+    whisper = load_whisper(model)
+    trimmed, tokenizer, vocab_map = trim_vocabulary(whisper.model, whisper.processor.tokenizer, vocabulary)
+    record = _source_record(model, whisper)
+    if VOCABULARY_KEY in record:
+        raise PruneError(f"{model}: its vocabulary was trimmed already ({record[VOCABULARY_KEY]['map']}); trim "
+                         f"its untrimmed source instead")
+    teacher = record.pop("teacher")
+    record[VOCABULARY_KEY] = {
+        "method": TRIM_METHOD, "source": model, "source_fingerprint": whisper.fingerprint.digest,
+        "map": vocab_map.to_dict(),
+        "parameters": {"before": sum(p.numel() for p in whisper.model.parameters()),
+                       "after": sum(p.numel() for p in trimmed.parameters())},
+    }
+    processor = copy.copy(whisper.processor)
+    processor.tokenizer = tokenizer
+    save_student(trimmed, processor, record, teacher_source=teacher["source"],
                  teacher_fingerprint=teacher["fingerprint"], out=out)
     return out, {"teacher": teacher, **record}

@@ -18,6 +18,7 @@ from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss,
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
+from voxdistill.models.vocabulary import recorded_vocabulary
 
 
 class WhisperTrainer(Trainer):
@@ -31,6 +32,8 @@ class WhisperTrainer(Trainer):
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
+        # A student whose vocabulary was trimmed spells its labels itself: the cached ones are the teacher's tokens.
+        self.own_tokens = recorded_vocabulary(self.config.student) is not None
         return student
 
     def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
@@ -60,7 +63,7 @@ class WhisperTrainer(Trainer):
     def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
         utts = speech_batch.utterances
         batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
-                                    self.config.data.labels, self.teacher.topk_cache)
+                                    self.config.data.labels, self.teacher.topk_cache, own_tokens=self.own_tokens)
         device = self.accelerator.device
         decoder_input_ids = batch.decoder_input_ids.to(device)
         groups = self._student_inputs(speech_batch)
@@ -73,10 +76,16 @@ class WhisperTrainer(Trainer):
         elif self.teacher.mode == "online" and weights.kd_weight > 0:
             teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
                 self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
+            trimmed = self.teacher.vocabulary
+            # A trimmed student's tokens are all teacher tokens: the teacher reads the same text, and its
+            # distribution is taken over the student's vocabulary (renormalised there by the KL term).
+            source_ids = None if trimmed is None else trimmed.source_ids().to(device)
             with torch.inference_mode():
-                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
+                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids
+                                                 if source_ids is None else source_ids[decoder_input_ids])
             # Clones leave inference mode: autograd may touch them.
-            teacher_logits, teacher_states = out.logits.clone(), out.encoder_last_hidden_state.clone()
+            teacher_logits = out.logits.clone() if source_ids is None else out.logits[..., source_ids]
+            teacher_states = out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
             logits, student_states = _grouped(self.model, groups, decoder_input_ids)
         topk = None
