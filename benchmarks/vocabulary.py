@@ -28,6 +28,7 @@ from voxdistill.console import quiet_transformers
 from voxdistill.data.dataset import log_mel
 from voxdistill.distill.prune import trim_student
 from voxdistill.export.exporter import export_model
+from voxdistill.runtime.ct2_backend import _max_length
 
 from _common import Column, Table, run
 
@@ -42,7 +43,7 @@ def timed_calls(model: ctranslate2.models.Whisper, features: ctranslate2.Storage
     out = {"encode": time.perf_counter() - start}
     for steps in (SHORT, LONG):
         start = time.perf_counter()
-        model.generate(encoded, [prompt], beam_size=1, max_length=steps + len(prompt) - 1 + steps,
+        model.generate(encoded, [prompt], beam_size=1, max_length=_max_length(prompt, steps),
                        suppress_tokens=[eot], suppress_blank=False)
         out[steps] = time.perf_counter() - start
     return out

@@ -29,11 +29,11 @@ def register(sub) -> None:
                     "--set student=OUT. With --vocabulary N instead, the output projection shrinks: see its help.")
     model_argument(p, help=f"the model to prune, e.g. a trained student RUN/model; {MODEL_HELP}")
     p.add_argument("--vocabulary", type=at_least(257), default=None, metavar="N",
-                   help="instead of pruning neurons: keep the N most common ordinary tokens of the vocabulary "
-                        "(its first N byte-pair tokens; every special token stays), so each decoded token "
-                        "costs an output projection over N rows instead of 51,864; rarer words are then "
-                        "spelled in several tokens, which the decoder must learn: recover with "
-                        "configs/vocabulary-recover.yaml. No calibration needed")
+                   help="instead of pruning neurons: keep the first N ordinary tokens of an English-only "
+                        "vocabulary (byte-pair encoding stopped after N - 256 merges; the 1,608 special tokens "
+                        "stay), so each decoded token costs an output projection over N + 1,608 rows instead "
+                        "of 51,864; rarer words are then spelled in several tokens, which the decoder must "
+                        "learn (configs/vocabulary-recover.yaml). Needs no calibration")
     p.add_argument("--calibration", type=Path, default=None, metavar="MANIFEST",
                    help="JSON Lines manifest of clips that fit the model's window, with transcripts; a "
                         "pseudo-label manifest gives its reference where it has one, else the teacher's "
@@ -53,15 +53,16 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from voxdistill.distill.prune import PruneError, prune_student, trim_student
+    from voxdistill.models.vocabulary import VocabularyMap
 
     neurons = (args.ffn_keep, args.encoder_ffn_dim, args.decoder_ffn_dim)
     if args.vocabulary is not None:
-        if any(option is not None for option in neurons):
-            raise PruneError("--vocabulary and a feed-forward option both given: prune one thing per call "
+        if any(option is not None for option in neurons) or args.calibration is not None:
+            raise PruneError("--vocabulary and a feed-forward option or --calibration both given: prune one thing per call "
                              "(prune the neurons, then trim the vocabulary of the result, or the other way)")
         out, record = trim_student(args.model, args.vocabulary, args.out)
         trimmed = record["vocabulary"]
-        size = trimmed["map"]["keep"] + trimmed["map"]["source_size"] - trimmed["map"]["first_special"]
+        size = VocabularyMap.from_dict(trimmed["map"]).size
         params = trimmed["parameters"]
         print(f"{args.model} -> {out}: vocabulary {trimmed['map']['source_size']} -> {size} tokens; "
               f"{params['before'] / 1e6:.1f}M -> {params['after'] / 1e6:.1f}M parameters")

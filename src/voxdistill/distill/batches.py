@@ -69,7 +69,8 @@ def label_source(utt: Utterance, labels: str) -> str:
 
 def label_text(utt: Utterance, source: str) -> str:
     """The transcript of ``utt``'s label stream ``source`` as text, for a student that does not read
-    Whisper's tokens (a CTC student). A pseudo-label manifest's ``text`` is the teacher's transcript."""
+    the teacher's tokens (a CTC student, or a Whisper with a trimmed vocabulary). A pseudo-label
+    manifest's ``text`` is the teacher's transcript."""
     return reference_text(utt) if source == "reference" else (utt.text or "")
 
 
@@ -84,10 +85,14 @@ def _tokens(utt: Utterance, source: str, tokenizer, own_tokens: bool) -> list[in
     student whose vocabulary is not the teacher's) the label's text in ``tokenizer``'s tokens."""
     if own_tokens:
         return text_tokens(tokenizer, label_text(utt, source))
-    if source == "pseudo_label":
-        return list(utt.extra["pseudo_label_tokens"])
-    cached = utt.extra.get("reference_tokens") if is_pseudo_labelled(utt) else None
-    return list(cached) if cached is not None else text_tokens(tokenizer, reference_text(utt))
+    cached = utt.extra.get("pseudo_label_tokens" if source == "pseudo_label" else "reference_tokens") \
+        if is_pseudo_labelled(utt) else None
+    if cached is None:
+        return text_tokens(tokenizer, reference_text(utt))
+    if max(cached, default=0) >= len(tokenizer):
+        raise LabelError(f"{utt.id}: its cached {source.replace('_', ' ')} tokens reach id {max(cached)}, past the "
+                         f"student's {len(tokenizer)}-token vocabulary: they are another vocabulary's tokens")
+    return list(cached)
 
 
 def _cached_rows(cache: TopKCache, utt: Utterance, source: str):

@@ -46,6 +46,8 @@ class TeacherSource:
     encoder_positions: int = 0  # encoder-state KD: positions compared (the student's window), 0 = off
     # Online KD of a student with a trimmed vocabulary: its ids in the teacher's, to read the teacher along them
     vocabulary: VocabularyMap | None = None
+    # The student spells its labels itself: its vocabulary is not the one the pseudo-labels' tokens are in
+    own_label_tokens: bool = False
 
 
 def _runtime(fingerprint: Fingerprint) -> str:
@@ -122,6 +124,10 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
                      f"the student was built from teacher {teacher['fingerprint']} ({teacher['source']}; "
                      f"{config.student / STUDENT_FILE}); pseudo-label again with the student's teacher, or set "
                      f"teacher.model to the teacher that made them if distilling from it is intended")
+    trimmed = recorded_vocabulary(config.student)
+    labelled_in = metadata.get("vocab_size") if metadata else None
+    source.own_label_tokens = student_vocab_size is not None and (
+        trimmed is not None or labelled_in not in (None, student_vocab_size))
     if tc.mode == "none":
         return source
 
@@ -158,7 +164,6 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
                 f"{student_window} s window, but the cache holds {cached} s; pseudo-label again with "
                 f"--encoder-state-seconds {student_window}, or use teacher.mode=online")
     if teacher_vocab is not None and student_vocab_size is not None and teacher_vocab != student_vocab_size:
-        trimmed = recorded_vocabulary(config.student)
         if trimmed is None or trimmed.source_size != teacher_vocab:
             raise TeacherMismatchError(
                 f"the student's vocabulary ({student_vocab_size}) differs from the teacher's ({teacher_vocab}); "

@@ -56,7 +56,7 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.files import check_new_folder, sha256_of_files
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import ffn_state, largest, read_student_record, save_student, window_seconds
-from voxdistill.models.vocabulary import RECORD_KEY as VOCABULARY_KEY, trim_vocabulary
+from voxdistill.models.vocabulary import RECORD_KEY as VOCABULARY_KEY, VocabularyError, recorded_vocabulary, trim_vocabulary
 
 METHOD = ("feed-forward neurons by measured importance: mean |activation| at the input of fc2 × "
           "||fc2 column||₂, teacher-forced on the calibration clips; the same count kept in every layer")
@@ -170,7 +170,9 @@ def measure_ffn_importance(whisper: Whisper, utterances: list[Utterance], manife
                 audios.append(load_audio(path, max_seconds=None))
             try:
                 labels = build_decoder_batch(batch, whisper.processor.tokenizer, prompt, eot,
-                                             model.config.max_target_positions, CALIBRATION_LABELS)
+                                             model.config.max_target_positions, CALIBRATION_LABELS,
+                                             own_tokens=whisper.folder is not None
+                                             and recorded_vocabulary(whisper.folder) is not None)
             except LabelError as err:
                 raise PruneError(f"--calibration: {err}") from None
             sources.update(labels.sources)
@@ -285,12 +287,15 @@ def trim_student(model: str, vocabulary: int, out: Path) -> tuple[Path, dict]:
     (`models.vocabulary`), saved as a student folder ``out``. Returns ``out`` and its record."""
     out = Path(out)
     check_new_folder(out)
-    whisper = load_whisper(model)
-    trimmed, tokenizer, vocab_map = trim_vocabulary(whisper.model, whisper.processor.tokenizer, vocabulary)
-    record = _source_record(model, whisper)
-    if VOCABULARY_KEY in record:
-        raise PruneError(f"{model}: its vocabulary was trimmed already ({record[VOCABULARY_KEY]['map']}); trim "
+    if (earlier := read_student_record(model)) is not None and VOCABULARY_KEY in earlier:
+        raise PruneError(f"{model}: its vocabulary was trimmed already ({earlier[VOCABULARY_KEY]['map']}); trim "
                          f"its untrimmed source instead")
+    whisper = load_whisper(model)
+    try:
+        trimmed, tokenizer, vocab_map = trim_vocabulary(whisper.model, whisper.processor.tokenizer, vocabulary)
+    except VocabularyError as err:
+        raise PruneError(f"{model}: --vocabulary {vocabulary}: {err}") from None
+    record = _source_record(model, whisper)
     teacher = record.pop("teacher")
     record[VOCABULARY_KEY] = {
         "method": TRIM_METHOD, "source": model, "source_fingerprint": whisper.fingerprint.digest,

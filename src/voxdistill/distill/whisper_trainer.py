@@ -32,8 +32,9 @@ class WhisperTrainer(Trainer):
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
-        # A student whose vocabulary was trimmed spells its labels itself: the cached ones are the teacher's tokens.
-        self.own_tokens = recorded_vocabulary(self.config.student) is not None
+        # A trimmed student's ids in its teacher's (None: the same vocabulary), to read the teacher along them.
+        trimmed = recorded_vocabulary(self.config.student)
+        self.teacher_ids = None if trimmed is None else trimmed.source_ids()
         return student
 
     def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
@@ -63,7 +64,7 @@ class WhisperTrainer(Trainer):
     def _loss(self, speech_batch, weights: LossWeights) -> LossParts:
         utts = speech_batch.utterances
         batch = build_decoder_batch(utts, self.processor.tokenizer, self.prompt, self.eot, self.max_length,
-                                    self.config.data.labels, self.teacher.topk_cache, own_tokens=self.own_tokens)
+                                    self.config.data.labels, self.teacher.topk_cache, own_tokens=self.teacher.own_label_tokens)
         device = self.accelerator.device
         decoder_input_ids = batch.decoder_input_ids.to(device)
         groups = self._student_inputs(speech_batch)
@@ -76,10 +77,9 @@ class WhisperTrainer(Trainer):
         elif self.teacher.mode == "online" and weights.kd_weight > 0:
             teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
                 self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
-            trimmed = self.teacher.vocabulary
             # A trimmed student's tokens are all teacher tokens: the teacher reads the same text, and its
             # distribution is taken over the student's vocabulary (renormalised there by the KL term).
-            source_ids = None if trimmed is None else trimmed.source_ids().to(device)
+            source_ids = None if self.teacher.vocabulary is None else self.teacher_ids.to(device)
             with torch.inference_mode():
                 out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids
                                                  if source_ids is None else source_ids[decoder_input_ids])

@@ -47,6 +47,9 @@ class SpecialTokens:
         return len(self.languages) > 1
 
 
+# CTranslate2 treats a Whisper with this many tokens or more as multilingual (whisper.cc).
+MULTILINGUAL_VOCABULARY = 51865
+
 def special_tokens_from_tokenizer_json(tokenizer_json: dict) -> SpecialTokens:
     ids = {t["content"]: t["id"] for t in tokenizer_json.get("added_tokens", [])}
     required = ["<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>",
@@ -57,8 +60,11 @@ def special_tokens_from_tokenizer_json(tokenizer_json: dict) -> SpecialTokens:
     sot, translate = ids["<|startoftranscript|>"], ids["<|translate|>"]
     # Language tokens sit between <|startoftranscript|> and <|translate|> in every Whisper vocab.
     languages = {name: i for name, i in ids.items() if sot < i < translate}
-    # English-only vocabularies still carry the language tokens, but the model never saw them.
-    english_only = ids["<|endoftext|>"] == 50256
+    # English-only vocabularies still carry the language tokens, but the model never saw them. The rule
+    # is CTranslate2's (a multilingual Whisper has at least 51,865 tokens), so both runtimes agree, also
+    # on a vocabulary trimmed by `voxdistill prune --vocabulary`.
+    size = 1 + max([*ids.values(), *tokenizer_json.get("model", {}).get("vocab", {}).values()])
+    english_only = size < MULTILINGUAL_VOCABULARY
     return SpecialTokens(
         end_of_text=ids["<|endoftext|>"],
         start_of_transcript=sot,

@@ -39,6 +39,7 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperTokenizer
 
 from voxdistill.errors import VoxdistillError
+from voxdistill.models.convert import MULTILINGUAL_VOCABULARY
 from voxdistill.models.student import STUDENT_FILE, read_student_record
 
 RECORD_KEY = "vocabulary"  # in student.json: how the vocabulary was trimmed
@@ -164,13 +165,19 @@ def _remap_ids(holder, vocab_map: VocabularyMap) -> None:
         elif key in ("lang_to_id", "task_to_id") and value:
             setattr(holder, key, {name: vocab_map.from_source(t) for name, t in value.items()})
         elif key == "forced_decoder_ids" and value:
-            setattr(holder, key, [[position, vocab_map.from_source(t)] for position, t in value])
+            setattr(holder, key, [[position, t if t is None else vocab_map.from_source(t)] for position, t in value])
+        elif key.endswith("token_id") and isinstance(value, list):
+            setattr(holder, key, [vocab_map.from_source(t) for t in value])
 
 
 def trim_vocabulary(model: WhisperForConditionalGeneration, tokenizer: WhisperTokenizer,
                     keep: int) -> tuple[WhisperForConditionalGeneration, WhisperTokenizer, VocabularyMap]:
     """A copy of ``model`` and its ``tokenizer`` with ``keep`` ordinary tokens (and every special
     one): the kept tokens' embedding rows, the projection tied to them, ids in both configs moved."""
+    if getattr(model.generation_config, "is_multilingual", False) or model.config.vocab_size >= MULTILINGUAL_VOCABULARY:
+        raise VocabularyError("the model is multilingual: its first byte-pair tokens are not what other languages "
+                              "need, and CTranslate2 reads a Whisper of fewer than 51,865 tokens as English-only; "
+                              "trim an English-only model")
     if len(tokenizer) != model.config.vocab_size:
         raise VocabularyError(f"the tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}")
     new_tokenizer, vocab_map = trim_tokenizer(tokenizer, keep)
