@@ -124,7 +124,8 @@ def test_a_trimmed_student_transcribes_in_torch_ct2_and_faster_whisper(trimmed, 
     # voxdistill's runtime's to pad: faster-whisper pads to 30 s, so this student is fed 10 s features).
     # Read back into PyTorch, it is English-only as CTranslate2 reads it (fewer than 51,865 tokens).
     tokenizer_json = json.loads((out / "tokenizer.json").read_text())
-    assert special_tokens_from_tokenizer_json(tokenizer_json).languages == {}
+    vocabulary = json.loads((out / "vocabulary.json").read_text())
+    assert special_tokens_from_tokenizer_json(tokenizer_json, len(vocabulary)).languages == {}
     model = WhisperModel(str(out), device="cpu", compute_type="float32", cpu_threads=1)
     assert model.hf_tokenizer.token_to_id("<|endoftext|>") == KEEP
     assert model.hf_tokenizer.token_to_id("<|notimestamps|>") == KEEP + 106

@@ -50,7 +50,8 @@ class SpecialTokens:
 # CTranslate2 treats a Whisper with this many tokens or more as multilingual (whisper.cc).
 MULTILINGUAL_VOCABULARY = 51865
 
-def special_tokens_from_tokenizer_json(tokenizer_json: dict) -> SpecialTokens:
+def special_tokens_from_tokenizer_json(tokenizer_json: dict, vocabulary_size: int) -> SpecialTokens:
+    """The special tokens of a Whisper's ``tokenizer.json``; ``vocabulary_size``: the model's token count."""
     ids = {t["content"]: t["id"] for t in tokenizer_json.get("added_tokens", [])}
     required = ["<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>",
                 "<|startofprev|>", "<|notimestamps|>"]
@@ -63,8 +64,8 @@ def special_tokens_from_tokenizer_json(tokenizer_json: dict) -> SpecialTokens:
     # English-only vocabularies still carry the language tokens, but the model never saw them. The rule
     # is CTranslate2's (a multilingual Whisper has at least 51,865 tokens), so both runtimes agree, also
     # on a vocabulary trimmed by `voxdistill prune --vocabulary`.
-    size = 1 + max([*ids.values(), *tokenizer_json.get("model", {}).get("vocab", {}).values()])
-    english_only = size < MULTILINGUAL_VOCABULARY
+    # (A tokenizer.json may list no timestamp tokens, so the count is the model's, not the file's.)
+    english_only = vocabulary_size < MULTILINGUAL_VOCABULARY
     return SpecialTokens(
         end_of_text=ids["<|endoftext|>"],
         start_of_transcript=sot,
@@ -219,7 +220,7 @@ def write_hf_folder(
     """Convert and write a Hugging Face Whisper folder at ``out``, atomically: everything is
     written under a temporary name in the same parent, then renamed."""
     ct2 = read_ct2_bytes(model_bin, origin)
-    tokens = special_tokens_from_tokenizer_json(tokenizer_json)
+    tokens = special_tokens_from_tokenizer_json(tokenizer_json, len(vocabulary))
     config = whisper_config_from_ct2(ct2, tokens, ct2_config)
     state = whisper_state_dict_from_ct2(ct2, config)
 
