@@ -7,7 +7,8 @@ every size decodes the same count): the per-token cost is the difference over th
     VOXDISTILL_CACHE=... .venv/bin/python benchmarks/vocabulary.py --model STUDENT \\
         --keep 32000 24000 16000 8000 [--compute-type int8] [--threads 1 2] [--rounds 30] --out vocab-bench
 
-The untrimmed model is the first row. Only speed is measured here: what trimming costs in WER, and
+The untrimmed model is the first row. The trimmed and exported folders stay in OUT and are reused by
+a later run for the same model (another model is refused). Only speed is measured here: what trimming costs in WER, and
 what a recovery run gives back, is ``voxdistill evaluate`` on the trimmed (and recovered) folders.
 """
 
@@ -27,6 +28,7 @@ from voxdistill.audio import SAMPLE_RATE
 from voxdistill.console import quiet_transformers
 from voxdistill.data.dataset import log_mel
 from voxdistill.distill.prune import trim_student
+from voxdistill.errors import VoxdistillError
 from voxdistill.export.exporter import export_model
 from voxdistill.runtime.ct2_backend import _max_length
 
@@ -61,6 +63,12 @@ def main() -> None:
     args = parser.parse_args()
     quiet_transformers()
     args.out.mkdir(parents=True, exist_ok=True)
+    # The trimmed and exported folders are reused by a later run on the same OUT: only for the same model.
+    made_from = args.out / "model.json"
+    if made_from.is_file() and json.loads(made_from.read_text())["model"] != args.model:
+        raise VoxdistillError(f"{args.out} holds the folders of {json.loads(made_from.read_text())['model']}, "
+                              f"not {args.model}: give another --out")
+    made_from.write_text(json.dumps({"model": args.model}) + "\n")
     folders = {"untrimmed": args.model}
     for keep in args.keep:
         trimmed = args.out / f"keep-{keep}"
