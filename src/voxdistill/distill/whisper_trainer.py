@@ -18,7 +18,7 @@ from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss,
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
-from voxdistill.models.vocabulary import recorded_vocabulary
+from voxdistill.models.vocabulary import first_pieces, recorded_vocabulary, spelled_distribution
 
 
 class WhisperTrainer(Trainer):
@@ -35,6 +35,7 @@ class WhisperTrainer(Trainer):
         # A trimmed student's ids in its teacher's (None: the same vocabulary), to read the teacher along them.
         trimmed = recorded_vocabulary(self.config.student)
         self.teacher_ids = None if trimmed is None else trimmed.source_ids()
+        self._first_piece = None  # per teacher token, the student token its spelling starts with (`first_pieces`)
         return student
 
     def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
@@ -78,13 +79,19 @@ class WhisperTrainer(Trainer):
             teacher_features = groups[0][1]["input_features"] if not self.teacher_windowed else log_mel(
                 self.teacher.whisper.processor.feature_extractor, speech_batch.audios).to(device)
             # A trimmed student's tokens are all teacher tokens: the teacher reads the same text, and its
-            # distribution is taken over the student's vocabulary (renormalised there by the KL term).
-            source_ids = None if self.teacher.vocabulary is None else self.teacher_ids.to(device)
+            # distribution is moved onto the student's vocabulary, each dropped token's probability onto
+            # the piece the student spells it with first (`models.vocabulary.spelled_distribution`).
+            trimmed = self.teacher.vocabulary
             with torch.inference_mode():
                 out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids
-                                                 if source_ids is None else source_ids[decoder_input_ids])
+                                                 if trimmed is None else self.teacher_ids.to(device)[decoder_input_ids])
+                if trimmed is not None:
+                    if self._first_piece is None:
+                        self._first_piece = first_pieces(self.teacher.whisper.processor.tokenizer,
+                                                         self.processor.tokenizer, trimmed)
+                    spelled = spelled_distribution(out.logits, self._first_piece, trimmed.size)
             # Clones leave inference mode: autograd may touch them.
-            teacher_logits = out.logits.clone() if source_ids is None else out.logits[..., source_ids]
+            teacher_logits = out.logits.clone() if trimmed is None else spelled.clone()
             teacher_states = out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
             logits, student_states = _grouped(self.model, groups, decoder_input_ids)

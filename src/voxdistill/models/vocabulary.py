@@ -23,8 +23,10 @@ A trimmed model reads labels in its own tokens: a text the source spells with a 
 trimmed model spells with more, shorter ones, which its decoder must learn to emit (untrained, the
 teacher's decoder trimmed to 16,000 tokens spells "rainbow" as "rainbo": read speech 3.9% -> 9.8%).
 `VocabularyMap` relates its ids to the source's, for KD from the untrimmed teacher: the teacher is
-teacher-forced on the student's tokens (every one of them is a teacher token) and its distribution is
-read over the student's vocabulary.
+teacher-forced on the student's tokens (every one of them is a teacher token), and its distribution
+is moved onto the student's vocabulary with each dropped token's probability on the piece the student
+spells it with first (`first_pieces`, `spelled_distribution`): where the teacher is sure of " rainbow",
+the student is taught to be as sure of " rain", then, a step later, of "bow".
 """
 
 from __future__ import annotations
@@ -208,3 +210,30 @@ def recorded_vocabulary(folder: str | Path) -> VocabularyMap | None:
     except (KeyError, TypeError, ValueError):
         raise VocabularyError(f"{Path(folder) / STUDENT_FILE}: damaged \"{RECORD_KEY}\" entry (it must give "
                               f"\"map\": keep, first_special, source_size); prune the student again") from None
+
+
+def first_pieces(source_tokenizer, trimmed_tokenizer, vocab_map: VocabularyMap) -> torch.Tensor:
+    """(source_size,) for every source token, the trimmed id that starts its spelling: itself when
+    kept, the first of the pieces the trimmed BPE writes it in when dropped (" rainbow" -> " rain")."""
+    bpe = trimmed_tokenizer.backend_tokenizer.model
+    out = torch.empty(vocab_map.source_size, dtype=torch.long)
+    for token in range(vocab_map.source_size):
+        kept = vocab_map.from_source(token)
+        if kept is None:
+            pieces = bpe.tokenize(source_tokenizer.convert_ids_to_tokens(token))
+            if not pieces:
+                raise VocabularyError(f"source token {token} has no spelling in the trimmed vocabulary")
+            kept = pieces[0].id
+        out[token] = kept
+    return out
+
+
+def spelled_distribution(source_logits: torch.Tensor, first_piece: torch.Tensor, size: int) -> torch.Tensor:
+    """Log-probabilities over the trimmed vocabulary (size ``size``) of a source model's ``source_logits``
+    (..., source_size): each dropped token's probability goes to the piece its trimmed spelling starts
+    with, so a teacher sure of " rainbow" is as sure of " rain" (its mass is not spread over whatever
+    kept tokens it found less likely, as renormalising over them would)."""
+    probs = torch.softmax(source_logits.float(), dim=-1)
+    spelled = torch.zeros(*probs.shape[:-1], size, dtype=probs.dtype, device=probs.device)
+    spelled.index_add_(-1, first_piece.to(probs.device), probs)
+    return torch.log(spelled.clamp_min(torch.finfo(spelled.dtype).tiny))
