@@ -18,6 +18,7 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import ctranslate2
@@ -90,8 +91,7 @@ def main() -> None:
             clip = np.random.default_rng(0).standard_normal(int(args.seconds * SAMPLE_RATE)).astype(np.float32) * 0.01
             features = ctranslate2.StorageView.from_array(np.ascontiguousarray(log_mel(extractor, [clip]).numpy()))
             prompt = [ids["<|startoftranscript|>"], ids["<|notimestamps|>"]]
-            calls[name] = (lambda m, f, p, e: lambda: timed_calls(m, f, p, e))(model, features, prompt,
-                                                                               ids["<|endoftext|>"])
+            calls[name] = partial(timed_calls, model, features, prompt, ids["<|endoftext|>"])
             calls[name]()  # warm-up
         times: dict[str, list[dict]] = {name: [] for name in models}
         for turn in range(args.rounds):

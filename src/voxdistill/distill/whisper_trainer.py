@@ -18,7 +18,7 @@ from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss,
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
-from voxdistill.models.vocabulary import first_pieces, recorded_vocabulary, spelled_distribution
+from voxdistill.models.vocabulary import first_pieces, spelled_distribution
 
 
 class WhisperTrainer(Trainer):
@@ -32,10 +32,9 @@ class WhisperTrainer(Trainer):
         self.prompt = prompt_tokens(loaded)
         self.eot = student.generation_config.eos_token_id
         self.max_length = student.config.max_target_positions
-        # A trimmed student's ids in its teacher's (None: the same vocabulary), to read the teacher along them.
-        trimmed = recorded_vocabulary(self.config.student)
-        self.teacher_ids = None if trimmed is None else trimmed.source_ids()
-        self._first_piece = None  # per teacher token, the student token its spelling starts with (`first_pieces`)
+        # A trimmed student's (teacher id of each student token, student token each teacher token's spelling
+        # starts with), made once from the teacher's vocabulary map (`_trimmed_maps`).
+        self._trimmed = None
         return student
 
     def _vocab_size(self, student: WhisperForConditionalGeneration) -> int:
@@ -83,15 +82,16 @@ class WhisperTrainer(Trainer):
             # the piece the student spells it with first (`models.vocabulary.spelled_distribution`).
             trimmed = self.teacher.vocabulary
             with torch.inference_mode():
-                out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids
-                                                 if trimmed is None else self.teacher_ids.to(device)[decoder_input_ids])
-                if trimmed is not None:
-                    if self._first_piece is None:
-                        self._first_piece = first_pieces(self.teacher.whisper.processor.tokenizer,
-                                                         self.processor.tokenizer, trimmed)
-                    spelled = spelled_distribution(out.logits, self._first_piece, trimmed.size)
+                if trimmed is None:
+                    out = self.teacher.whisper.model(input_features=teacher_features, decoder_input_ids=decoder_input_ids)
+                    logits = out.logits
+                else:
+                    teacher_ids, first_piece = self._trimmed_maps(device)
+                    out = self.teacher.whisper.model(input_features=teacher_features,
+                                                     decoder_input_ids=teacher_ids[decoder_input_ids])
+                    logits = spelled_distribution(out.logits, first_piece, trimmed.size)
             # Clones leave inference mode: autograd may touch them.
-            teacher_logits = out.logits.clone() if trimmed is None else spelled.clone()
+            teacher_logits = logits.clone()
             teacher_states = out.encoder_last_hidden_state.clone()
         with self.accelerator.autocast():
             logits, student_states = _grouped(self.model, groups, decoder_input_ids)
@@ -113,6 +113,14 @@ class WhisperTrainer(Trainer):
                                                       torch.cat([t.flatten(0, 1) for _, t in pairs])),
                                    self.config.loss.encoder_kd_weight)
         return parts
+
+    def _trimmed_maps(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._trimmed is None:
+            vocabulary = self.teacher.vocabulary
+            self._trimmed = (vocabulary.source_ids().to(device),
+                             first_pieces(self.teacher.whisper.processor.tokenizer, self.processor.tokenizer,
+                                          vocabulary).to(device))
+        return self._trimmed
 
     def _student_inputs(self, speech_batch) -> list[tuple[list[int], dict]]:
         """(rows of the batch, the student's encoder inputs for them) for each group of clips the
