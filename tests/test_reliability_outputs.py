@@ -21,7 +21,7 @@ import pytest
 from tests.test_pseudo_label import speech_manifest
 from tests.cli_run import assert_refused, voxdistill
 from tests.test_reliability_inputs import distill_config
-from voxdistill.files import output_lock
+from voxdistill.files import file_written_atomically, folder_written_atomically, output_lock
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
 
@@ -164,6 +164,21 @@ def test_a_killed_writer_leaves_no_lock_and_its_temporaries_go(inputs, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (out / "model.safetensors").stat().st_size > 100
     assert not hidden(tmp_path)
+
+
+@pytest.mark.parametrize("written_atomically", [file_written_atomically, folder_written_atomically])
+def test_an_interrupt_just_after_the_temporary_is_made_leaves_none(written_atomically, monkeypatch, tmp_path):
+    # Ctrl-C (or SIGTERM, which voxdistill raises the same way) can land between the kernel making the
+    # temporary and the writer knowing it has one: the CI failure this keeps left a transcripts
+    # temporary beside an interrupted evaluation. Here the interrupt comes as the writer reads the
+    # new temporary's modes, the first thing after making it.
+    def interrupted(mode):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("voxdistill.files.stat.S_IMODE", interrupted)
+    with pytest.raises(KeyboardInterrupt), written_atomically(tmp_path / "out.json"):
+        pytest.fail("the block never starts")
+    assert hidden(tmp_path) == []
 
 
 def test_a_link_at_the_lock_name_is_not_followed(inputs, tmp_path):

@@ -72,17 +72,32 @@ def temporary_pattern(stem: str) -> str:
     return f".{glob.escape(stem)}.{'[0-9a-f]' * 8}.tmp"
 
 
-def _new_temporary(path: Path, create: Callable[[Path], None], stem: str | None = None) -> Path:
+@contextmanager
+def _temporary(path: Path, create: Callable[[Path], None], remove: Callable[[Path], None],
+               stem: str | None = None) -> Iterator[tuple[Path, int]]:
     """A new name beside ``path`` (see the module's docstring; ``stem`` in place of its name), made by
-    ``create``, which must fail on an existing name; the kernel gives it the umask's modes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ``create``, which must fail on an existing name, and the modes the kernel gave it (the umask's).
+    When the block raises, ``remove`` takes it away. That covers its making too: a signal can land
+    after the kernel made the name and before ``create`` returns, and the name is ours then."""
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.with_name(f".{stem or path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            create(tmp)
-            return tmp
+            with _writing(path, tuple(code for code in _FULL + _REFUSED if code != errno.EEXIST)):
+                create(tmp)
+                mode = stat.S_IMODE(tmp.stat().st_mode)
         except FileExistsError:
-            continue
+            continue  # someone else's name (or a link planted at it): left alone
+        except BaseException:
+            remove(tmp)
+            raise
+        break
+    try:
+        yield tmp, mode
+    except BaseException:
+        remove(tmp)
+        raise
 
 
 def _create_file(tmp: Path) -> None:
@@ -91,6 +106,14 @@ def _create_file(tmp: Path) -> None:
 
 def _create_folder(tmp: Path) -> None:
     os.mkdir(tmp, 0o777)  # mkdir never follows a link at the name either
+
+
+def _remove_file(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+
+
+def _remove_folder(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _give_modes(tmp: Path, mode: int) -> None:
@@ -121,18 +144,12 @@ def file_written_atomically(path: str | Path, stem: str | None = None) -> Iterat
     unwritable place becomes an `OutputError` naming ``path``. ``stem``: the temporary's name in
     place of ``path``'s (for folders whose readers pick files by a part of their name)."""
     path = Path(path)
-    with _writing(path):
-        tmp = _new_temporary(path, _create_file, stem)
-        mode = stat.S_IMODE(tmp.stat().st_mode)
-    try:
+    with _temporary(path, _create_file, _remove_file, stem) as (tmp, mode):
         with _writing(path, _FULL + (errno.EROFS,)):  # other errors of the block are not about writing
             yield tmp
         with _writing(path):
             _give_modes(tmp, mode)
             os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
@@ -157,10 +174,7 @@ def folder_written_atomically(out: str | Path, existing: str = "refuse") -> Iter
     "keep" (a concurrent writer of the same result, e.g. a cache entry), kept and this one
     discarded; "replace" (a result made again), removed first."""
     out = Path(out)
-    with _writing(out):
-        tmp = _new_temporary(out, _create_folder)
-        mode = stat.S_IMODE(tmp.stat().st_mode)
-    try:
+    with _temporary(out, _create_folder, _remove_folder) as (tmp, mode):
         with _writing(out, _FULL + (errno.EROFS,)):
             yield tmp
             _give_modes(tmp, mode)
@@ -171,9 +185,6 @@ def folder_written_atomically(out: str | Path, existing: str = "refuse") -> Iter
                 shutil.rmtree(out)
             with _writing(out, _FULL + (errno.EROFS, errno.EACCES, errno.EPERM)):
                 os.rename(tmp, out)  # fails if a non-empty folder appeared meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @contextmanager
