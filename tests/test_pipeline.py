@@ -197,6 +197,8 @@ def test_an_evaluation_is_redone_when_a_students_weights_change(tiny_random_whis
 
 
 def test_the_demo_estimates_its_time_from_a_cpu_probe():
+    # A CPU twice as slow on the probe takes 2^0.42 = 1.34 times as long (fitted on three demos).
     twice = time_estimate(2 * DEMO_REFERENCE["probe_ms"])
-    assert f"about {2 * DEMO_REFERENCE['minutes']:.0f} min" in twice and DEMO_REFERENCE["cpu"] in twice
+    assert f"about {1.34 * DEMO_REFERENCE['minutes']:.0f} min" in twice and DEMO_REFERENCE["cpu"] in twice
+    assert f"about {DEMO_REFERENCE['minutes']:.0f} min" in time_estimate(DEMO_REFERENCE["probe_ms"])
     assert cpu_probe_ms(rounds=1) > 0
