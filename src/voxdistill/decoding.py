@@ -24,7 +24,9 @@ from voxdistill.errors import VoxdistillError
 from voxdistill.models.loading import Whisper
 
 NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")  # its name in newer and older Whisper vocabularies
-SAMPLING_SEED = 0  # every sampled decoding starts its draws from this seed, in every runtime
+# Every sampled decoding in PyTorch starts its draws from this seed; in CTranslate2 only a worker
+# thread's first draw does (docs/pipeline.md, checks on every window).
+SAMPLING_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class DecodingOptions:
     # max_new_tokens steps. None: max_new_tokens alone.
     max_tokens_per_second: float | None = 8.0
     # Above 0: sample each token at this temperature (one candidate; beam search is then off), as
-    # Whisper's fallback does; the draws are seeded, so a run repeats.
+    # Whisper's fallback does; the draws are seeded, so a run repeats (in CTranslate2, per process: see
+    # docs/pipeline.md, checks on every window).
     temperature: float = 0.0
     checks: SpeechChecks = SpeechChecks()
 

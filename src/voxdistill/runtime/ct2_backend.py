@@ -131,6 +131,8 @@ class CT2Recogniser:
         steps = options.token_budget(audio_seconds)
         search = {"beam_size": options.num_beams}
         if options.sampling:  # one candidate drawn from the whole distribution, as faster-whisper's fallback
+            # Only the first draw of the model's worker thread follows this seed: CTranslate2 seeds a
+            # thread's generator once, so later draws continue its sequence (docs/pipeline.md, checks).
             ctranslate2.set_random_seed(SAMPLING_SEED)
             search = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": options.temperature}
         return self.model.generate(encoded, [prompt] * encoded.shape[0], max_length=_max_length(prompt, steps),
