@@ -166,6 +166,27 @@ def test_evaluate_in_ct2_through_the_cli(ct2_export, student_10s, speech_dir, tm
                           for k in ("1", "2")}
 
 
+def test_a_ct2_evaluation_transcribes_alike_whether_or_not_it_times_latency(ct2_export, speech_dir, tmp_path):
+    # Judged by the loop rules alone, the random model loops at temperature 0 and its samples do not:
+    # every clip's transcript is one of its draws. CTranslate2 seeds a
+    # model's sampler once, not per call: when the timed clips were decoded by the same model object
+    # as the accuracy pass, their draws moved those of every later set (the teacher's digits in the
+    # demo: 54.2% with latency timed, 60.0% without).
+    sets = [write_set(speech_dir, tmp_path / f"{name}.jsonl", {"fox": "clean", "report": "clean"})
+            for name in ("first", "second")]
+    transcripts = {}
+    for clips in ("0", "2"):
+        out = tmp_path / f"latency-{clips}" / "metrics.json"
+        assert main(["evaluate", "--model", str(ct2_export), "--manifest", *map(str, sets), "--out", str(out),
+                     "--runtime", "ct2", "--compute-type", "float32", "--max-new-tokens", "64", "--threads", "1",
+                     "--latency-clips", clips, "--warmup", "0", "--no-speech-threshold", "none",
+                     "--logprob-threshold", "none", "--no-vad"]) == 0
+        rows = [json.loads(line) for line in out.with_name("metrics.transcripts.jsonl").read_text().splitlines()]
+        assert all(row["decisions"] == {"ct2": ["fallback"]} for row in rows), rows
+        transcripts[clips] = [(row["id"], row["hypotheses"]) for row in rows]
+    assert transcripts["2"] == transcripts["0"]
+
+
 def test_pseudo_labels_of_a_ct2_teacher(ct2_export, tiny_random_whisper, speech_dir, tmp_path):
     manifest = speech_manifest(speech_dir, tmp_path / "speech.jsonl")
     options = DecodingOptions(batch_size=2, max_new_tokens=10)

@@ -171,7 +171,7 @@ def _check_manifests(manifests: list[Path]) -> None:
 
 class Evaluation:
     """``models`` at the runtime's ``threads`` decode every clip; ``timed`` holds, per latency
-    thread count, the same models loaded at that count (``models`` itself at ``threads``)."""
+    thread count, the same models at that count (`_at_threads`: the same objects in PyTorch)."""
 
     def __init__(self, models: dict[str, Recogniser], settings: EvalSettings, threads: int,
                  timed: dict[int, dict[str, Recogniser]] | None = None):
@@ -371,8 +371,8 @@ def _run(models: list[str], manifests: list[Path], labels: list[str], settings: 
     threads = set_threads(settings.threads)
     loaded = {label: load_recogniser(source, settings.runtime_for(source), threads)
               for label, source in zip(labels, models)}
-    timed = {k: loaded if k == threads else {label: _at_threads(loaded[label], source, settings.runtime_for(source), k)
-                                             for label, source in zip(labels, models)}
+    timed = {k: {label: _at_threads(loaded[label], source, settings.runtime_for(source), k)
+                 for label, source in zip(labels, models)}
              for k in settings.latency_threads or (threads,)}
     for recogniser in loaded.values():
         check_language(recogniser, settings.decoding.language)
@@ -389,7 +389,9 @@ def _run(models: list[str], manifests: list[Path], labels: list[str], settings: 
 def _at_threads(recogniser: Recogniser, source: str, runtime: Runtime, threads: int) -> Recogniser:
     """``recogniser`` to time at ``threads``: itself in PyTorch, whose thread count is the process's
     (`set_threads` sets it before each count's turn); a second copy of ``source`` in a runtime that
-    fixes its threads when it loads a model (CTranslate2, onnxruntime)."""
+    fixes its threads when it loads a model (CTranslate2, onnxruntime), at the accuracy pass's count
+    too: CTranslate2 seeds a model's sampler once, so the timed clips' sampled fallbacks would move
+    the draws of every later clip's, and a set's WER would depend on whether latency was timed."""
     return recogniser if runtime.backend == "torch" else load_recogniser(source, runtime, threads)
 
 
