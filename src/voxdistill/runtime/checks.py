@@ -79,7 +79,7 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
         # One clip at a time: a sampled draw then depends on the clip alone, not on which other clips
         # of its batch needed sampling too (the seed is per call), so a clip's transcript is the same
         # at every batch size and beside any other clips; in CTranslate2, whose generator is seeded
-        # once per worker thread, only within a run that samples in the same order. Few clips get here.
+        # once per model, only among runs that sample the same clips in the same order. Few clips get here.
         for i in again:
             if i not in encoded:
                 encoded[i] = recogniser.encode([clips[i]])
