@@ -7,9 +7,10 @@ every size decodes the same count): the per-token cost is the difference over th
     VOXDISTILL_CACHE=... .venv/bin/python benchmarks/vocabulary.py --model STUDENT \\
         --keep 32000 24000 16000 8000 [--compute-type int8] [--threads 1 2] [--rounds 30] --out vocab-bench
 
-The untrimmed model is the first row. The trimmed and exported folders stay in OUT and are reused by
-a later run for the same model (another model is refused). Only speed is measured here: what trimming costs in WER, and
-what a recovery run gives back, is ``voxdistill evaluate`` on the trimmed (and recovered) folders.
+The untrimmed model is the first row. The trimmed and exported folders stay in OUT and are reused
+by a later run for the same model (another model is refused). Only speed is measured here: what
+trimming costs in WER, and what a recovery run gives back, is ``voxdistill evaluate`` on the trimmed
+(and recovered) folders.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     # The trimmed and exported folders are reused by a later run on the same OUT: only for the same model.
     made_from = args.out / "model.json"
-    if made_from.is_file() and json.loads(made_from.read_text())["model"] != args.model:
-        raise VoxdistillError(f"{args.out} holds the folders of {json.loads(made_from.read_text())['model']}, "
-                              f"not {args.model}: give another --out")
+    earlier = json.loads(made_from.read_text())["model"] if made_from.is_file() else args.model
+    if earlier != args.model:
+        raise VoxdistillError(f"{args.out} holds the folders of {earlier}, not {args.model}: give another --out")
     made_from.write_text(json.dumps({"model": args.model}) + "\n")
     folders = {"untrimmed": args.model}
     for keep in args.keep:

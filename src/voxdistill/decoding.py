@@ -105,8 +105,8 @@ class DecodingOptions:
     # max_new_tokens steps. None: max_new_tokens alone.
     max_tokens_per_second: float | None = 8.0
     # Above 0: sample each token at this temperature (one candidate; beam search is then off), as
-    # Whisper's fallback does; the draws are seeded, so a run repeats (in CTranslate2, per process: see
-    # docs/pipeline.md, checks on every window).
+    # Whisper's fallback does; the draws are seeded, so a run repeats (in CTranslate2 the seed holds per
+    # model, not per call: docs/pipeline.md, checks on every window).
     temperature: float = 0.0
     checks: SpeechChecks = SpeechChecks()
 
