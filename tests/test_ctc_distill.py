@@ -116,6 +116,12 @@ def test_a_frozen_decoder_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
         distill(config, progress=False)
 
 
+def test_a_clip_span_of_encoder_states_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
+    config = from_dict(DistillConfig, ctc_config(ctc_setup, tmp_path / "span", loss={"encoder_kd_span": "clip"}))
+    with pytest.raises(CTCConfigError, match="encoder_kd_span must be window"):
+        distill(config, progress=False)
+
+
 def test_ctc_student_in_export_evaluate_report_and_card(ctc_setup, tiny_random_whisper, tmp_path):
     """The family goes everywhere a Whisper student goes: exported to ONNX through `export`,
     evaluated beside its teacher (the CTC student in onnxruntime), reported, carded."""

@@ -20,7 +20,7 @@ from voxdistill.cli import main
 from voxdistill.config import ConfigError, from_dict
 from voxdistill.decoding import DecodingOptions
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.trainer import NonFiniteError, lr_factor
+from voxdistill.distill.trainer import FrozenLayersError, NonFiniteError, lr_factor
 from voxdistill.families import distill
 from voxdistill.models.loading import load_whisper
 from voxdistill.models.student import StudentSpec, build_student, save_student
@@ -231,6 +231,25 @@ def test_a_frozen_decoder_leaves_what_it_knows_and_trains_the_encoder(setup, tmp
     decoder = [k for k in before if k.startswith("model.decoder.") or k.startswith("proj_out")]
     assert decoder and all(torch.equal(before[k], after[k]) for k in decoder)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder.layers."))
+
+
+def test_a_partly_frozen_encoder_trains_only_its_later_layers(setup, tmp_path):
+    data = config_dict(setup, tmp_path / "front", optim={"max_steps": 2, "freeze_decoder": True, "lr": 1e-3,
+                                                          "freeze_encoder_stem": True, "frozen_encoder_layers": 1})
+    distill(from_dict(DistillConfig, data), progress=False)
+    before = load_file(str(setup / "student" / "model.safetensors"))
+    after = load_file(str(tmp_path / "front" / "model" / "model.safetensors"))
+    front = [k for k in before if k.startswith(("model.encoder.conv", "model.encoder.layers.0."))]
+    assert front and all(torch.equal(before[k], after[k]) for k in front)
+    later = [k for k in before if k.startswith("model.encoder.layers.") and not k.startswith("model.encoder.layers.0.")]
+    assert later and any(not torch.equal(before[k], after[k]) for k in later)
+
+
+def test_freezing_more_encoder_layers_than_there_are_is_refused(setup, tmp_path):
+    layers = json.loads((setup / "student" / "config.json").read_text())["encoder_layers"]
+    data = config_dict(setup, tmp_path / "many", optim={"frozen_encoder_layers": layers + 1})
+    with pytest.raises(FrozenLayersError, match=f"frozen_encoder_layers is {layers + 1}.*has {layers} layers"):
+        distill(from_dict(DistillConfig, data), progress=False)
 
 
 def test_freezing_both_halves_is_refused(setup, tmp_path):

@@ -15,6 +15,7 @@ from voxdistill.distill.losses import (
     distillation_loss,
     kl_full,
     kl_topk,
+    paired_states,
     token_cross_entropy,
 )
 
@@ -291,3 +292,17 @@ def test_as_floats_for_logging():
     logged = parts.as_floats()
     assert set(logged) == {"total", "ce", "kd"} and all(isinstance(v, float) for v in logged.values())
     assert logged["total"] == pytest.approx(logged["ce"] + logged["kd"], rel=1e-6)
+
+
+def test_paired_states_keep_each_rows_window_or_its_clip():
+    d = 3
+    teacher = torch.randn(3, 10, d)
+    # Rows 0 and 2 encoded together at 6 positions, row 1 alone at 8; the term compares up to 7.
+    groups = [([0, 2], torch.randn(2, 6, d)), ([1], torch.randn(1, 8, d))]
+    student, target = paired_states(groups, teacher, positions=7)
+    assert torch.equal(student, torch.cat([groups[0][1][0], groups[0][1][1], groups[1][1][0, :7]]))
+    assert torch.equal(target, torch.cat([teacher[0, :6], teacher[2, :6], teacher[1, :7]]))
+    # Clip positions per batch row: only the positions holding each clip.
+    student, target = paired_states(groups, teacher, positions=7, clip_positions=[2, 9, 4])
+    assert torch.equal(student, torch.cat([groups[0][1][0, :2], groups[0][1][1, :4], groups[1][1][0, :7]]))
+    assert torch.equal(target, torch.cat([teacher[0, :2], teacher[2, :4], teacher[1, :7]]))

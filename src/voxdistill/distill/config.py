@@ -56,6 +56,11 @@ class LossConfig:
     # mean square: keeps a student encoder with a shorter window, or one reading each clip at its own
     # length, close to the teacher's behaviour, position by position.
     encoder_kd_weight: float = 0.0
+    # Which positions that term compares: "window", all of the student's (a clip-length student's
+    # clip and the padding after it); "clip", only those holding the clip, leaving the padding's
+    # states to what the token terms ask of them (the decoder's cross-attention spreads over fewer
+    # padding positions than after the teacher's 30 s window).
+    encoder_kd_span: Literal["window", "clip"] = "window"
     # On Σ (θ − θ₀)² over the trainable weights, θ₀ the student as loaded from its folder (L2-SP): an
     # anchor that pulls training back toward the starting point, which for a student built from the
     # teacher's layers is what the teacher knows. 0 = off.
@@ -92,6 +97,11 @@ class OptimConfig:
     # learn to read clips at their own length should move a little, not relearn (whisper-acft
     # adapts Whisper's encoder to short contexts at lr 1e-6).
     encoder_lr_scale: float = 1.0
+    # A partly frozen encoder: its convolutional stem (the two convolutions that turn log-mel frames
+    # into states; local, so a clip's stem features are the same whatever padding follows it) and its
+    # first ``frozen_encoder_layers`` transformer layers keep the weights they were loaded with.
+    freeze_encoder_stem: bool = False
+    frozen_encoder_layers: int = 0
     # With a frozen encoder and unaugmented audio, compute each utterance's encoder states once
     # (RUN/encoder-cache/) instead of every epoch; offline KD or CE only.
     cache_frozen_encoder: bool = True
@@ -110,6 +120,8 @@ class OptimConfig:
             raise ValueError("need lr > 0, max_steps >= 1, grad_accum >= 1, warmup_steps >= 0")
         if self.freeze_encoder and self.freeze_decoder:
             raise ValueError("optim.freeze_encoder and optim.freeze_decoder are both true: nothing would train")
+        if self.frozen_encoder_layers < 0:
+            raise ValueError(f"frozen_encoder_layers must be >= 0, got {self.frozen_encoder_layers}")
         if not (math.isfinite(self.encoder_lr_scale) and self.encoder_lr_scale > 0):
             raise ValueError(f"encoder_lr_scale must be a finite number > 0, got {self.encoder_lr_scale}")
         if not 0 <= self.min_lr_ratio <= 1:

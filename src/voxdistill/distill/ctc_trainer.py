@@ -49,6 +49,9 @@ class CTCTrainer(Trainer):
         if c.optim.freeze_decoder:
             raise CTCConfigError(f"{c.student} is a CTC student: it has no decoder; set optim.freeze_decoder=false "
                                  f"(optim.freeze_encoder trains its head alone)")
+        if c.loss.encoder_kd_span != "window":
+            raise CTCConfigError(f"{c.student} is a CTC student: it reads whole windows, as its teacher does, so "
+                                 f"loss.encoder_kd_span must be window")
         if c.optim.quantization_aware:
             raise CTCConfigError(f"{c.student} is a CTC student: optim.quantization_aware is for Whisper students "
                                  f"deployed in CTranslate2 int8; a CTC student runs in float32")

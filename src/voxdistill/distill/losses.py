@@ -115,6 +115,23 @@ def encoder_state_loss(student_states: torch.Tensor, teacher_states: torch.Tenso
     return (student_states.float() - teacher).pow(2).mean() / teacher.pow(2).mean().clamp_min(1e-12)
 
 
+def paired_states(groups: list[tuple[list[int], torch.Tensor]], teacher_states: torch.Tensor, positions: int,
+                  clip_positions: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's encoder states and the teacher's at the same positions, as two (N, d) tensors
+    for `encoder_state_loss`. ``groups``: (rows of the batch, the student's states for them, (len(rows),
+    P, d)); ``teacher_states`` (B, ≥ positions, d). Each row keeps its first min(positions, P)
+    positions, or, with ``clip_positions`` (per row of the batch), only those holding its clip."""
+    student_rows, teacher_rows = [], []
+    for rows, states in groups:
+        for j, i in enumerate(rows):
+            n = min(positions, states.shape[1])
+            if clip_positions is not None:
+                n = min(n, clip_positions[i])
+            student_rows.append(states[j, :n])
+            teacher_rows.append(teacher_states[i, :n])
+    return torch.cat(student_rows), torch.cat(teacher_rows)
+
+
 @dataclass
 class LossParts:
     total: torch.Tensor  # () the loss to backpropagate

@@ -70,6 +70,26 @@ class TrainingInterrupted(Interrupted):
         super().__init__(f"the run stopped after step {step}, saved in {checkpoint}", signum=signum)
 
 
+class FrozenLayersError(VoxdistillError):
+    """optim.frozen_encoder_layers names more layers than the student's encoder has."""
+
+
+def freeze_encoder_front(encoder: torch.nn.Module, config: DistillConfig) -> None:
+    """Keep the front of a Whisper encoder (a Whisper student's or a CTC student's) as loaded:
+    ``optim.freeze_encoder_stem`` its two convolutions, ``optim.frozen_encoder_layers`` its first
+    layers. (Its position embeddings never train.)"""
+    optim = config.optim
+    layers = encoder.layers
+    if optim.frozen_encoder_layers > len(layers):
+        raise FrozenLayersError(f"optim.frozen_encoder_layers is {optim.frozen_encoder_layers}, but the encoder of "
+                                f"{config.student} has {len(layers)} layers")
+    if optim.freeze_encoder_stem:
+        encoder.conv1.requires_grad_(False)
+        encoder.conv2.requires_grad_(False)
+    for layer in layers[:optim.frozen_encoder_layers]:
+        layer.requires_grad_(False)
+
+
 def lr_factor(step: int, warmup_steps: int, max_steps: int, schedule: str, min_ratio: float) -> float:
     """Multiplier of the peak learning rate for optimizer step ``step`` (0-based): linear warm-up,
     then constant, linear or cosine decay to ``min_ratio`` at ``max_steps``."""
@@ -137,6 +157,8 @@ class Trainer:
             or clip_pad_step(self.feature_extractor) is not None)
         if config.optim.freeze_encoder:
             self._encoder_of(student).requires_grad_(False)
+        else:
+            freeze_encoder_front(self._encoder_of(student), config)
         self._freeze_more(student)
         # θ₀ of the anchor term: the trainable weights as loaded from the student folder (a resumed
         # run loads its checkpoint later, so the anchor stays the starting point).

@@ -5,16 +5,18 @@ self-teacher's token KL in ASKD phase 2."""
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
 from transformers import WhisperForConditionalGeneration
 
+from voxdistill.audio import HOP_LENGTH
 from voxdistill.data.dataset import log_mel
 from voxdistill.decoding import prompt_tokens
 from voxdistill.distill.batches import build_decoder_batch
 from voxdistill.distill.curriculum import PHASE_SELF
-from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss
+from voxdistill.distill.losses import LossParts, LossWeights, distillation_loss, encoder_state_loss, paired_states
 from voxdistill.distill.trainer import Trainer
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.quantize import add_fake_int8, remove_fake_int8
@@ -106,11 +108,12 @@ class WhisperTrainer(Trainer):
                 teacher_states = self._teacher_encoder_states(speech_batch)
             teacher_states = teacher_states.to(device)
             # Position by position: a clip-length student's states over its clip and trailing padding
-            # against the teacher's first positions of its 30 s window, which hold the same audio.
-            pairs = [(states[:, :positions], teacher_states[rows, :min(positions, states.shape[1])])
-                     for rows, states in student_states]
-            parts.add_encoder_term(encoder_state_loss(torch.cat([s.flatten(0, 1) for s, _ in pairs]),
-                                                      torch.cat([t.flatten(0, 1) for _, t in pairs])),
+            # (or its clip alone) against the teacher's first positions of its 30 s window, which hold
+            # the same audio.
+            clips = ([math.ceil(len(audio) / (2 * HOP_LENGTH)) for audio in speech_batch.audios]  # 20 ms a position
+                     if self.config.loss.encoder_kd_span == "clip" else None)
+            student_rows, teacher_rows = paired_states(student_states, teacher_states, positions, clips)
+            parts.add_encoder_term(encoder_state_loss(student_rows, teacher_rows),
                                    self.config.loss.encoder_kd_weight)
         return parts
 

@@ -127,7 +127,8 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
         ("kd decay", (config.get("loss") or {}).get("kd_decay"), ("kind", "floor", "decay_steps")),
         ("self-distillation", config.get("self_distill"), ("start_step", "teacher", "ema_decay", "kd_weight")),
         ("optimiser", config.get("optim"), ("lr", "max_steps", "warmup_steps", "schedule", "freeze_encoder",
-                                               "freeze_decoder", "freeze_embeddings")),
+                                               "freeze_encoder_stem", "frozen_encoder_layers", "freeze_decoder",
+                                               "freeze_embeddings")),
         ("train manifest", config.get("data"), ("train_manifest",)),
     )
     summary = []
