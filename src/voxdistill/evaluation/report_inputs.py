@@ -123,7 +123,7 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
     config lacks are left out, so configs of older versions still summarise."""
     sections = (
         ("teacher", config.get("teacher"), ("mode", "model")),
-        ("loss", config.get("loss"), ("ce_weight", "kd_weight", "temperature")),
+        ("loss", config.get("loss"), ("ce_weight", "kd_weight", "temperature", "encoder_kd_weight", "encoder_kd_span")),
         ("kd decay", (config.get("loss") or {}).get("kd_decay"), ("kind", "floor", "decay_steps")),
         ("self-distillation", config.get("self_distill"), ("start_step", "teacher", "ema_decay", "kd_weight")),
         ("optimiser", config.get("optim"), ("lr", "max_steps", "warmup_steps", "schedule", "freeze_encoder",
