@@ -17,9 +17,10 @@ from tests.test_student import random_teacher
 from voxdistill.audio import load_audio
 from voxdistill.cli import main
 from voxdistill.config import from_dict
-from voxdistill.data.dataset import length_groups, log_mel, padded_samples
+from voxdistill.data.dataset import encoder_positions_of, length_groups, log_mel, padded_samples
 from voxdistill.decoding import NO_CHECKS, DecodingOptions
 from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.losses import encoder_state_loss
 from voxdistill.distill.whisper_trainer import _grouped
 from voxdistill.export.exporter import export_model
 from voxdistill.families import distill, load_recogniser
@@ -179,9 +180,9 @@ def test_clip_length_student_trains_with_cached_states_and_resumes_exactly(setup
     assert trained.processor.feature_extractor.pad_to_multiple_of == 16000
 
 
-def encoder_kd_log(setup: Path, teacher: Path, out: Path, pad_step: float) -> list[float]:
+def encoder_kd_log(setup: Path, teacher: Path, out: Path, pad_step: float, **sections) -> list[float]:
     """The encoder term of each step of an encoder-only run (decoder frozen, no token loss) of a
-    clip-length student whose layers are all the teacher's, distilled online."""
+    clip-length student whose layers are all the teacher's, distilled online (``sections``: more settings)."""
     loaded = load_whisper(str(teacher))
     student, provenance = build_student(loaded.model, StudentSpec((0, 1), (0, 1), window_seconds=30,
                                                                   pad_step_seconds=pad_step))
@@ -189,6 +190,8 @@ def encoder_kd_log(setup: Path, teacher: Path, out: Path, pad_step: float) -> li
     config = config_dict(setup, out / "run", teacher={"mode": "online", "model": str(teacher)},
                          loss={"ce_weight": 0.0, "kd_weight": 0.0, "encoder_kd_weight": 1.0},
                          optim={"freeze_encoder": False, "freeze_decoder": True, "warmup_steps": 0, "lr": 3e-3})
+    for key, value in sections.items():
+        config[key] = {**config[key], **value}
     distill(from_dict(DistillConfig, config | {"student": str(folder)}), progress=False)
     return [json.loads(line)["encoder"] for line in (out / "run" / "log.jsonl").read_text().splitlines()]
 
@@ -201,6 +204,31 @@ def test_encoder_kd_compares_a_clip_length_student_with_the_teacher_position_by_
     # the encoder alone on that term brings them back towards the teacher's at the same positions.
     log = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "clip", 1.0)
     assert log[0] > 1e-3 and log[-1] < 0.5 * log[0]
+
+
+def test_a_clip_span_compares_only_the_positions_holding_each_clip(setup, tiny_random_whisper, tmp_path):  # noqa: F811
+    # One batch of every clip, so the first step's term is over all of them before any update.
+    utterances = [json.loads(line) for line in (setup / "pl" / "pseudo_labels.jsonl").read_text().splitlines()]
+    whole = {"batch_size": len(utterances), "bucket_size": len(utterances), "shuffle_buffer": 0}
+    first = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "span", 1.0, loss={"encoder_kd_span": "clip"},
+                           data=whole)[0]
+    teacher, student = load_whisper(str(tiny_random_whisper)), load_whisper(str(tmp_path / "span" / "student"))
+    fe = student.processor.feature_extractor
+    pairs = []
+    with torch.inference_mode():
+        for u in utterances:
+            audio = load_audio(u["audio_filepath"])
+            n = encoder_positions_of(fe, len(audio))
+            assert n == -(-len(audio) // 320)  # one position per 20 ms, the last partly
+            mine = student.model.model.encoder(log_mel(fe, [audio])).last_hidden_state[0, :n]
+            theirs = teacher.model.model.encoder(log_mel(teacher.processor.feature_extractor, [audio])).last_hidden_state
+            assert mine.shape[0] == n and theirs.shape[1] > mine.shape[0]
+            pairs.append((mine, theirs[0, :n]))
+    expected = encoder_state_loss(torch.cat([a for a, _ in pairs]), torch.cat([b for _, b in pairs])).item()
+    assert first == pytest.approx(expected, rel=1e-4)
+    # Over the window (clip and padding) the same batch gives another term.
+    window = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "window", 1.0, data=whole)[0]
+    assert abs(window - expected) > 1e-3 * expected
 
 
 def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # noqa: F811

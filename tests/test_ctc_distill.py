@@ -116,9 +116,22 @@ def test_a_frozen_decoder_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
         distill(config, progress=False)
 
 
+def test_a_ctc_students_frozen_encoder_front_does_not_move(ctc_setup, tmp_path):
+    config = ctc_config(ctc_setup, tmp_path / "front", optim={"freeze_encoder": False, "freeze_encoder_stem": True,
+                                                              "frozen_encoder_layers": 1, "max_steps": 2})
+    distill(from_dict(DistillConfig, config), progress=False)
+    trained, _, _ = load_ctc_student(tmp_path / "front" / "model")
+    initial, _, _ = load_ctc_student(ctc_setup / "student")
+    before, after = initial.state_dict(), trained.state_dict()
+    front = [k for k in before if k.startswith(("encoder.conv", "encoder.layers.0."))]
+    assert front and all(torch.equal(before[k], after[k]) for k in front)
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert moved and not any(k in front for k in moved)
+
+
 def test_a_clip_span_of_encoder_states_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
     config = from_dict(DistillConfig, ctc_config(ctc_setup, tmp_path / "span", loss={"encoder_kd_span": "clip"}))
-    with pytest.raises(CTCConfigError, match="encoder_kd_span must be window"):
+    with pytest.raises(CTCConfigError, match="encoder_kd_span=clip is for Whisper students"):
         distill(config, progress=False)
 
 

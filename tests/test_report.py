@@ -255,7 +255,10 @@ def test_speedup_is_recorded_or_derived_from_the_latency_ratio():
 def test_config_summary_names_the_distillation_settings(inputs):
     config = yaml.safe_load(inputs["askd"].joinpath("config.yaml").read_text())
     summary = dict(config_summary(config))
-    assert summary["loss"].startswith("ce_weight=1.0, kd_weight=1.0, temperature=2.0")
+    assert summary["loss"] == "ce_weight=1.0, kd_weight=1.0, temperature=2.0"
+    inert = {"loss": {"encoder_kd_weight": 0.0, "encoder_kd_span": "clip"},
+             "optim": {"freeze_encoder_stem": False, "frozen_encoder_layers": 0}}
+    assert config_summary(inert) == [("loss", "encoder_kd_weight=0.0")]  # settings that do nothing are not named
     encoder_kd = {"loss": {"encoder_kd_weight": 10.0, "encoder_kd_span": "clip"},
                   "optim": {"freeze_encoder_stem": True, "frozen_encoder_layers": 2}}
     assert dict(config_summary(encoder_kd)) == {"loss": "encoder_kd_weight=10.0, encoder_kd_span=clip",

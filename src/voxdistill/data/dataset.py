@@ -8,6 +8,7 @@ resumed run can skip the first k batches without reading their audio.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ PAD_STEP_KEY = "pad_to_multiple_of"
 # its encoder, read at a clip's bare length, loses much of what it knows (docs/measurements.md).
 # Absent: 0.
 TRAILING_KEY = "min_trailing_silence"
+
+
+def encoder_positions_of(feature_extractor: WhisperFeatureExtractor, samples: int) -> int:
+    """Encoder positions that hold ``samples`` of audio (the last partly): one per two mel frames,
+    as conv2 has stride 2."""
+    return math.ceil(samples / (2 * feature_extractor.hop_length))
 
 
 def clip_pad_step(feature_extractor: WhisperFeatureExtractor) -> int | None:

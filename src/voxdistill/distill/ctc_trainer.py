@@ -50,8 +50,9 @@ class CTCTrainer(Trainer):
             raise CTCConfigError(f"{c.student} is a CTC student: it has no decoder; set optim.freeze_decoder=false "
                                  f"(optim.freeze_encoder trains its head alone)")
         if c.loss.encoder_kd_span != "window":
-            raise CTCConfigError(f"{c.student} is a CTC student: it reads whole windows, as its teacher does, so "
-                                 f"loss.encoder_kd_span must be window")
+            raise CTCConfigError(f"{c.student} is a CTC student: loss.encoder_kd_span=clip is for Whisper students "
+                                 f"reading each clip at its own length; a CTC student's states are compared over its "
+                                 f"window, so it must be window")
         if c.optim.quantization_aware:
             raise CTCConfigError(f"{c.student} is a CTC student: optim.quantization_aware is for Whisper students "
                                  f"deployed in CTranslate2 int8; a CTC student runs in float32")

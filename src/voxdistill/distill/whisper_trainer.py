@@ -5,14 +5,12 @@ self-teacher's token KL in ASKD phase 2."""
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import torch
 from transformers import WhisperForConditionalGeneration
 
-from voxdistill.audio import HOP_LENGTH
-from voxdistill.data.dataset import log_mel
+from voxdistill.data.dataset import encoder_positions_of, log_mel
 from voxdistill.decoding import prompt_tokens
 from voxdistill.distill.batches import build_decoder_batch
 from voxdistill.distill.curriculum import PHASE_SELF
@@ -110,7 +108,7 @@ class WhisperTrainer(Trainer):
             # Position by position: a clip-length student's states over its clip and trailing padding
             # (or its clip alone) against the teacher's first positions of its 30 s window, which hold
             # the same audio.
-            clips = ([math.ceil(len(audio) / (2 * HOP_LENGTH)) for audio in speech_batch.audios]  # 20 ms a position
+            clips = ([encoder_positions_of(self.feature_extractor, len(audio)) for audio in speech_batch.audios]
                      if self.config.loss.encoder_kd_span == "clip" else None)
             student_rows, teacher_rows = paired_states(student_states, teacher_states, positions, clips)
             parts.add_encoder_term(encoder_state_loss(student_rows, teacher_rows),

@@ -118,6 +118,14 @@ def set_stats(model: Mapping, set_name: str, domain: str | None = None) -> dict:
     return stats.get("domains", {}).get(domain, {}) if domain is not None else stats
 
 
+# Settings named only where they act: their defaults do nothing, and would crowd every run's line.
+SHOWN_WHEN = {
+    "encoder_kd_span": lambda loss: bool(loss.get("encoder_kd_weight")),
+    "freeze_encoder_stem": lambda optim: bool(optim.get("freeze_encoder_stem")),
+    "frozen_encoder_layers": lambda optim: bool(optim.get("frozen_encoder_layers")),
+}
+
+
 def config_summary(config: Mapping) -> list[tuple[str, str]]:
     """The settings that tell distillation runs apart, as (name, "key=value, ...") pairs. Keys the
     config lacks are left out, so configs of older versions still summarise."""
@@ -138,7 +146,8 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
         if name == "self-distillation" and section.get("start_step") is None:
             summary.append((name, "off"))  # its other keys are defaults that never act
             continue
-        values = [f"{key}={section[key]}" for key in keys if section.get(key) is not None]
+        values = [f"{key}={section[key]}" for key in keys
+                  if section.get(key) is not None and SHOWN_WHEN.get(key, lambda _: True)(section)]
         if values:
             summary.append((name, ", ".join(values)))
     return summary
