@@ -118,12 +118,10 @@ def set_stats(model: Mapping, set_name: str, domain: str | None = None) -> dict:
     return stats.get("domains", {}).get(domain, {}) if domain is not None else stats
 
 
-# Settings named only where they act: their defaults do nothing, and would crowd every run's line.
-SHOWN_WHEN = {
-    "encoder_kd_span": lambda loss: bool(loss.get("encoder_kd_weight")),
-    "freeze_encoder_stem": lambda optim: bool(optim.get("freeze_encoder_stem")),
-    "frozen_encoder_layers": lambda optim: bool(optim.get("frozen_encoder_layers")),
-}
+# Settings named only where they act (where the setting after them is true or non-zero): their
+# defaults do nothing, and would crowd every run's line.
+ACTS_WITH = {"encoder_kd_span": "encoder_kd_weight", "freeze_encoder_stem": "freeze_encoder_stem",
+             "frozen_encoder_layers": "frozen_encoder_layers"}
 
 
 def config_summary(config: Mapping) -> list[tuple[str, str]]:
@@ -147,7 +145,7 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
             summary.append((name, "off"))  # its other keys are defaults that never act
             continue
         values = [f"{key}={section[key]}" for key in keys
-                  if section.get(key) is not None and SHOWN_WHEN.get(key, lambda _: True)(section)]
+                  if section.get(key) is not None and (key not in ACTS_WITH or section.get(ACTS_WITH[key]))]
         if values:
             summary.append((name, ", ".join(values)))
     return summary
