@@ -109,6 +109,24 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     assert json.loads((out / "run.json").read_text())["config_changes"] == expected
 
 
+def test_changing_which_weights_train_is_refused_on_resume_even_when_changes_are_allowed(setup, tmp_path):
+    """The checkpoint's optimizer state holds moments for the weights that trained: a resume that
+    freezes others is refused by name, not by the optimizer's own error."""
+    out = tmp_path / "run"
+    config = write_config(config_dict(setup, out), tmp_path / "c.yaml")
+    paused = voxdistill("distill", "--config", config, "--steps-this-run", 2)
+    assert paused.returncode == 0, paused.stderr[-2000:]
+
+    refused = voxdistill("distill", "--config", config, "--set", "optim.freeze_encoder=true",
+                         "--set", "optim.lr=5e-4", "--allow-config-change")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "optim.freeze_encoder: false -> true" in refused.stderr and str(out) in refused.stderr
+    assert "optim.lr" not in refused.stderr  # an allowed change is not the reason
+    assert "Traceback" not in refused.stderr
+    assert latest_checkpoint_step(out) == 2 and logged_steps(out) == [1, 2]
+    assert load_config(DistillConfig, out / "config.yaml").optim.freeze_encoder is False
+
+
 def test_pseudo_labels_of_another_teacher_than_the_students_are_refused(setup, tiny_random_whisper, tiny_en_folder,
                                                                          tmp_path):
     """No teacher.model in the config: the student's student.json names its teacher, and the

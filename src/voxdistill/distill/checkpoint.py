@@ -32,6 +32,13 @@ class ConfigChangedError(VoxdistillError):
     """A run folder would be resumed with settings other than those it was last run with."""
 
 
+# The settings that decide which weights train. The optimizer state of a checkpoint holds moments for
+# exactly the weights that trained before, so a run cannot go on with another choice, not even with
+# --allow-config-change.
+TRAINABLE_WEIGHTS = ("optim.freeze_encoder", "optim.freeze_decoder", "optim.freeze_encoder_stem",
+                     "optim.frozen_encoder_layers", "optim.freeze_embeddings")
+
+
 @dataclass
 class TrainerState:
     step: int = 0  # optimizer steps done
@@ -151,8 +158,15 @@ def resume_config_changes(config, allow: bool) -> list[SettingChange]:
     if not reference.is_file():
         reference = checkpoints[-1] / "config.yaml"
     changes = run_differences(type(config), to_dict(load_config(type(config), reference)), to_dict(config))
+    step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"] if changes else 0
+    frozen = [c for c in changes if c.key in TRAINABLE_WEIGHTS]
+    if frozen:
+        raise ConfigChangedError(
+            f"{config.out} was run with other settings ({reference}): {'; '.join(map(str, frozen))}. These "
+            f"decide which weights train, and the optimizer state at step {step} holds moments for the weights "
+            f"that trained before, so the run cannot go on with them, not even with --allow-config-change: use "
+            f"another out folder")
     if changes and not allow:
-        step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"]
         raise ConfigChangedError(
             f"{config.out} was run with other settings ({reference}): {'; '.join(map(str, changes))}. "
             f"Resuming at step {step} with them would mix two runs: run with the same settings, use "
