@@ -20,6 +20,7 @@ from voxdistill.config import from_dict
 from voxdistill.data.dataset import encoder_positions_of, length_groups, log_mel, padded_samples
 from voxdistill.decoding import NO_CHECKS, DecodingOptions
 from voxdistill.distill.config import DistillConfig
+from voxdistill.distill.consistency import TeacherMismatchError
 from voxdistill.distill.losses import encoder_state_loss
 from voxdistill.distill.whisper_trainer import _grouped
 from voxdistill.export.exporter import export_model
@@ -180,14 +181,15 @@ def test_clip_length_student_trains_with_cached_states_and_resumes_exactly(setup
     assert trained.processor.feature_extractor.pad_to_multiple_of == 16000
 
 
-def encoder_kd_log(setup: Path, teacher: Path, out: Path, pad_step: float, **sections) -> list[float]:
+def encoder_kd_log(setup: Path, teacher_folder: Path, out: Path, pad_step: float, **sections) -> list[float]:
     """The encoder term of each step of an encoder-only run (decoder frozen, no token loss) of a
     clip-length student whose layers are all the teacher's, distilled online (``sections``: more settings)."""
-    loaded = load_whisper(str(teacher))
+    loaded = load_whisper(str(teacher_folder))
     student, provenance = build_student(loaded.model, StudentSpec((0, 1), (0, 1), window_seconds=30,
                                                                   pad_step_seconds=pad_step))
-    folder = save_student(student, loaded.processor, provenance, str(teacher), loaded.fingerprint.digest, out / "student")
-    config = config_dict(setup, out / "run", teacher={"mode": "online", "model": str(teacher)},
+    folder = save_student(student, loaded.processor, provenance, str(teacher_folder), loaded.fingerprint.digest,
+                          out / "student")
+    config = config_dict(setup, out / "run", teacher={"mode": "online", "model": str(teacher_folder)},
                          loss={"ce_weight": 0.0, "kd_weight": 0.0, "encoder_kd_weight": 1.0},
                          optim={"freeze_encoder": False, "freeze_decoder": True, "warmup_steps": 0, "lr": 3e-3})
     for key, value in sections.items():
@@ -229,6 +231,44 @@ def test_a_clip_span_compares_only_the_positions_holding_each_clip(setup, tiny_r
     # Over the window (clip and padding) the same batch gives another term.
     window = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "window", 1.0, data=whole)[0]
     assert abs(window - expected) > 1e-3 * expected
+
+
+def test_a_clip_span_read_from_the_cache_is_the_term_the_teacher_gives_in_the_loop(setup, tiny_random_whisper,  # noqa: F811
+                                                                                     tmp_path, capsys):
+    """Pseudo-labels that keep each clip's encoder positions (--encoder-state-seconds clip) hold the
+    teacher's states over exactly those positions, and distilling from them offline gives the state
+    term of the teacher run in the loop (up to their float16 storage)."""
+    from voxdistill.teacher.pseudo_label import PseudoLabelConfig, run_pseudo_label
+    from voxdistill.teacher.topk import TopKCache
+
+    run_pseudo_label(PseudoLabelConfig(str(tiny_random_whisper), setup / "speech.jsonl", tmp_path / "pl",
+                                       GREEDY, top_k=4, shard_size=5, encoder_state_seconds="clip"), progress=False)
+    teacher = load_whisper(str(tiny_random_whisper))
+    fe = teacher.processor.feature_extractor
+    cache = TopKCache(tmp_path / "pl")
+    utterances = [json.loads(line) for line in (tmp_path / "pl" / "pseudo_labels.jsonl").read_text().splitlines()]
+    lengths = set()
+    for u in utterances:
+        audio = load_audio(u["audio_filepath"])
+        cached = cache.encoder_states(u["topk_shard"], u["topk_index"], 1500)
+        with torch.inference_mode():
+            fresh = teacher.model.model.encoder(log_mel(fe, [audio])).last_hidden_state[0]
+        assert cached.shape == (encoder_positions_of(fe, len(audio)), 64)
+        torch.testing.assert_close(cached, fresh[: len(cached)], rtol=1e-3, atol=1e-2)  # float16
+        lengths.add(len(cached))
+    assert len(lengths) > 1  # each clip its own length, in one shard
+
+    whole = {"batch_size": len(utterances), "bucket_size": len(utterances), "shuffle_buffer": 0}
+    online = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "online", 1.0, loss={"encoder_kd_span": "clip"},
+                            data=whole)[0]
+    offline = encoder_kd_log(setup, tiny_random_whisper, tmp_path / "offline", 1.0, loss={"encoder_kd_span": "clip"},
+                             teacher={"mode": "offline"},
+                             data=whole | {"train_manifest": str(tmp_path / "pl" / "pseudo_labels.jsonl")})[0]
+    assert offline == pytest.approx(online, rel=1e-3)
+    # Over the whole window the cache has too little: refused, naming the span.
+    with pytest.raises(TeacherMismatchError, match="loss.encoder_kd_span=clip"):
+        encoder_kd_log(setup, tiny_random_whisper, tmp_path / "window", 1.0, teacher={"mode": "offline"},
+                       data={"train_manifest": str(tmp_path / "pl" / "pseudo_labels.jsonl")})
 
 
 def test_clip_length_refusals(setup, tiny_random_whisper, tmp_path, capsys):  # noqa: F811

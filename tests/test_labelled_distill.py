@@ -172,3 +172,14 @@ def test_a_frozen_encoder_is_computed_once_and_changes_nothing(labelled, tmp_pat
     a = load_file(str(tmp_path / "True" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "False" / "model" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
+
+
+def test_encoder_states_of_a_shard_written_before_clip_spans_are_read_as_they_were(tmp_path):
+    """Shards of earlier versions hold the states as one (utterances, P, d) tensor, without offsets."""
+    from safetensors.torch import save_file
+
+    states = torch.randn(3, 50, 8)
+    save_file({"encoder_states": states.half(), "offsets": torch.tensor([0, 0, 0, 0])},
+              str(tmp_path / "old.safetensors"), metadata={"teacher_fingerprint": "x"})
+    cache = TopKCache(tmp_path)
+    torch.testing.assert_close(cache.encoder_states("old.safetensors", 1, 20), states[1, :20].half().float())

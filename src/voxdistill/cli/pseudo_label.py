@@ -33,15 +33,29 @@ def register(sub) -> None:
     filter_arguments(p)
     check_arguments(p, thresholds=False)
     p.add_argument("--shard-size", type=at_least(1), default=64, help="utterances committed together (default 64)")
-    p.add_argument("--encoder-state-seconds", type=at_least(0), default=0, metavar="S",
+    p.add_argument("--encoder-state-seconds", type=seconds_or_clip, default=0, metavar="S|clip",
                    help="also cache the teacher's encoder states over the first S seconds of its window, "
                         "the target of encoder-state KD (loss.encoder_kd_weight) for a student whose "
-                        "window is S seconds; float16, about 38 KB per second per utterance for tiny.en "
-                        "(default 0: none)")
+                        "window is S seconds, or with 'clip' over each clip's own positions (for "
+                        "loss.encoder_kd_span=clip); float16, about 38 KB per second per utterance for "
+                        "tiny.en (default 0: none)")
     p.add_argument("--skip-bad-audio", type=at_least(0), default=0, metavar="N",
                    help="skip up to N missing, unreadable or too long audio files, logged by id (default 0: "
                         "stop at the first; missing files are counted before the teacher loads)")
     p.set_defaults(func=run)
+
+
+def seconds_or_clip(text: str) -> int | str:
+    """An argparse type: whole seconds (0 or more), or 'clip'."""
+    from voxdistill.teacher.topk import CLIP_SPAN
+
+    if text == CLIP_SPAN:
+        return CLIP_SPAN
+    try:
+        return at_least(0)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; give a whole number of seconds, 0 or more, or "
+                                         f"{CLIP_SPAN!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

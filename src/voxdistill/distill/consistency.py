@@ -29,7 +29,7 @@ from voxdistill.models.fingerprint import Fingerprint, preprocessing_config
 from voxdistill.models.loading import Whisper, load_whisper
 from voxdistill.models.student import STUDENT_FILE, recorded_teacher, window_positions
 from voxdistill.models.vocabulary import VocabularyMap, recorded_vocabulary
-from voxdistill.teacher.topk import TopKCache
+from voxdistill.teacher.topk import CLIP_SPAN, TopKCache
 
 
 class TeacherMismatchError(VoxdistillError):
@@ -158,7 +158,14 @@ def resolve_teacher(config: DistillConfig, student_feature_extractor, student_vo
     if config.loss.encoder_kd_weight > 0:
         source.encoder_positions = window_positions(student_window)
         cached = metadata.get("encoder_state_seconds", 0) if metadata else 0
-        if tc.mode == "offline" and cached < student_window:
+        if tc.mode == "offline" and cached == CLIP_SPAN:
+            if config.loss.encoder_kd_span != "clip":
+                raise TeacherMismatchError(
+                    f"{folder}: the cache holds the teacher's encoder states over each clip alone "
+                    f"(--encoder-state-seconds clip), but loss.encoder_kd_span={config.loss.encoder_kd_span} compares "
+                    f"the student's whole {student_window} s window; set loss.encoder_kd_span=clip, or pseudo-label "
+                    f"again with --encoder-state-seconds {student_window}")
+        elif tc.mode == "offline" and cached < student_window:
             raise TeacherMismatchError(
                 f"{folder}: loss.encoder_kd_weight needs the teacher's encoder states over the student's "
                 f"{student_window} s window, but the cache holds {cached} s; pseudo-label again with "

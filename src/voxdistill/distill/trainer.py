@@ -46,7 +46,7 @@ from voxdistill.distill.checkpoint import (
     resume_config_changes, rng_state, save_checkpoint, set_rng_state,
 )
 from voxdistill.distill.config import DistillConfig
-from voxdistill.distill.consistency import TeacherSource, resolve_teacher
+from voxdistill.distill.consistency import TeacherMismatchError, TeacherSource, resolve_teacher
 from voxdistill.distill.curriculum import PHASE_SELF, ema_update, kd_weight_at, phase_at
 from voxdistill.distill.encoder_cache import EncoderStateCache
 from voxdistill.distill.losses import LossParts, LossWeights, anchor_distance
@@ -303,14 +303,23 @@ class Trainer:
         self.encoder_cache.store(utterances, states)
         return states
 
-    def _teacher_encoder_states(self, speech_batch) -> torch.Tensor:
+    def _teacher_encoder_states(self, speech_batch, compared: list[int] | None = None) -> torch.Tensor:
         """(B, P, d) the teacher's final encoder states over the student's window: from the cache
-        (offline), or from the teacher reading its own 30 s window (online)."""
+        (offline), or from the teacher reading its own 30 s window (online). A cache of each clip's
+        positions alone gives rows of the clips' lengths, zero-padded to the longest; ``compared``,
+        the positions of each clip the loss compares (all P if None), must all be there."""
         positions = self.teacher.encoder_positions
         if self.teacher.mode == "offline":
             cache = self.teacher.topk_cache
-            return torch.stack([cache.encoder_states(u.extra["topk_shard"], u.extra["topk_index"], positions)
-                                for u in speech_batch.utterances])
+            rows = [cache.encoder_states(u.extra["topk_shard"], u.extra["topk_index"], positions)
+                    for u in speech_batch.utterances]
+            for utterance, row, n in zip(speech_batch.utterances, rows, compared or [positions] * len(rows)):
+                if len(row) < min(n, positions):
+                    raise TeacherMismatchError(
+                        f"{cache.folder / utterance.extra['topk_shard']}: utterance {utterance.id} has the teacher's "
+                        f"encoder states over {len(row)} positions, but the loss compares {min(n, positions)}; "
+                        f"were these pseudo-labels made from other audio?")
+            return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
         teacher = self.teacher.whisper
         features = log_mel(teacher.processor.feature_extractor, speech_batch.audios).to(self.accelerator.device)
         with torch.inference_mode():

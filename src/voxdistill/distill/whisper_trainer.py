@@ -102,14 +102,14 @@ class WhisperTrainer(Trainer):
                                   teacher_logits=teacher_logits, teacher_topk=topk)
         positions = self.teacher.encoder_positions
         if positions:
-            if teacher_states is None:
-                teacher_states = self._teacher_encoder_states(speech_batch)
-            teacher_states = teacher_states.to(device)
             # Position by position: a clip-length student's states over its clip and trailing padding
             # (or its clip alone) against the teacher's first positions of its 30 s window, which hold
             # the same audio.
             clips = ([encoder_positions_of(self.feature_extractor, len(audio)) for audio in speech_batch.audios]
                      if self.config.loss.encoder_kd_span == "clip" else None)
+            if teacher_states is None:
+                teacher_states = self._teacher_encoder_states(speech_batch, clips)
+            teacher_states = teacher_states.to(device)
             student_rows, teacher_rows = paired_states(student_states, teacher_states, positions, clips)
             parts.add_encoder_term(encoder_state_loss(student_rows, teacher_rows),
                                    self.config.loss.encoder_kd_weight)

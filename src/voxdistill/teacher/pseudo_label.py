@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ from tqdm import tqdm
 
 from voxdistill.audio import SAMPLE_RATE, load_audio
 from voxdistill.config import to_dict
-from voxdistill.data.dataset import clip_pad_step
+from voxdistill.data.dataset import clip_pad_step, encoder_positions_of
 from voxdistill.data.manifest import Utterance, check_duration, read_manifest, scan_manifest, write_manifest
 from voxdistill.decoding import Decoded, DecodingOptions, text_tokens
 from voxdistill.errors import AudioError, VoxdistillError, kept_on_interrupt
@@ -63,7 +64,7 @@ from voxdistill.runtime.checks import holds_speech
 from voxdistill.runtime.loading import as_recogniser, load_whisper_recogniser
 from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.teacher.filters import REASONS, SIGNALS, LabelFilters, label_signals
-from voxdistill.teacher.topk import STREAMS, TopK, write_topk_shard
+from voxdistill.teacher.topk import CLIP_SPAN, STREAMS, TopK, write_topk_shard
 
 
 # Pseudo-labels are one window's transcript: a longer clip is the manifest's to fix (no splitting here).
@@ -88,19 +89,26 @@ class PseudoLabelConfig:
     max_bad_audio: int = 0  # unreadable files to skip (logged by id) before giving up
     # Seconds of the teacher's final encoder states to cache per utterance (from the start of its
     # window), the target of encoder-state distillation for a student with a window this long;
-    # 0 keeps none. float16, d_model · 100 bytes per second of window (38 KB/s for tiny.en).
-    encoder_state_seconds: int = 0
+    # 0 keeps none; "clip": the positions holding each clip, however long (the target of
+    # loss.encoder_kd_span=clip). float16, d_model · 100 bytes per second (38 KB/s for tiny.en).
+    encoder_state_seconds: int | Literal["clip"] = 0
     # The runtime the teacher runs in (torch float32, or CTranslate2 at a compute type): another
     # runtime is another teacher, with its own fingerprint.
     runtime: Runtime = Runtime()
 
     @property
-    def encoder_positions(self) -> int:
-        return window_positions(self.encoder_state_seconds)
+    def encoder_span(self) -> int | Literal["clip"]:
+        """The teacher's encoder positions to cache per clip: a fixed count (0: none), or "clip"."""
+        seconds = self.encoder_state_seconds
+        return seconds if seconds == CLIP_SPAN else window_positions(seconds)
 
     def __post_init__(self):
-        if self.top_k < 0 or self.shard_size < 1 or self.max_bad_audio < 0 or self.encoder_state_seconds < 0:
+        if self.top_k < 0 or self.shard_size < 1 or self.max_bad_audio < 0:
             raise ValueError(f"top_k >= 0, shard_size >= 1 and max_bad_audio >= 0 required: {self}")
+        seconds = self.encoder_state_seconds
+        if seconds != CLIP_SPAN and (isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0):
+            raise ValueError(f"encoder_state_seconds must be a whole number of seconds >= 0 or {CLIP_SPAN!r}, "
+                             f"got {seconds!r}")
         if self.wer_threshold is not None and self.wer_threshold < 0:
             raise ValueError(f"wer_threshold must be >= 0, got {self.wer_threshold}")
 
@@ -197,20 +205,20 @@ class BatchLabels:
     topk: list[TopK] | None  # top-k rows along each transcript (None when top_k is 0)
     reference_tokens: list[list[int] | None]  # each clip's reference as token ids, if it has one
     reference_topk: list[TopK | None]  # top-k rows teacher-forced along each reference
-    encoder_states: torch.Tensor | None  # (B, P, d_model) its final encoder states, first P positions
+    encoder_states: list[torch.Tensor] | None  # per clip, (P, d_model): its final encoder states, first P positions
 
 
 @torch.inference_mode()
 def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOptions, top_k: int,
-                references: list[str | None] | None = None, encoder_positions: int = 0) -> BatchLabels:
+                references: list[str | None] | None = None, encoder_span: int | Literal["clip"] = 0) -> BatchLabels:
     """Transcribe a batch with the teacher (in any runtime) and keep, for top_k > 0, its
-    distributions along its own transcripts and along the ``references`` that are given; for
-    ``encoder_positions`` > 0, its encoder states over that many positions."""
+    distributions along its own transcripts and along the ``references`` that are given; its encoder
+    states over ``encoder_span`` positions (0: none) or, for "clip", over each clip's own positions."""
     teacher = as_recogniser(model)
     references = references or [None] * len(audios)
     if clip_pad_step(teacher.feature_extractor) is None:  # a fixed window: the batch is one group
-        return _label_group(teacher, audios, options, top_k, references, encoder_positions)
-    if encoder_positions:
+        return _label_group(teacher, audios, options, top_k, references, encoder_span)
+    if encoder_span:
         raise VoxdistillError(f"{teacher.source} encodes each clip at its own length: its encoder states are not a "
                               f"fixed number of positions to cache; use a fixed-window teacher")
 
@@ -224,7 +232,7 @@ def label_batch(model: Whisper | Recogniser, audios: list, options: DecodingOpti
 
 
 def _label_group(teacher: Recogniser, audios: list, options: DecodingOptions, top_k: int,
-                 references: list[str | None], encoder_positions: int = 0) -> BatchLabels:
+                 references: list[str | None], encoder_span: int | Literal["clip"] = 0) -> BatchLabels:
     """`label_batch` for clips the teacher pads alike, encoded together."""
     encoded = teacher.encode(audios)
     transcripts = teacher.decode_scored(encoded, options, max(len(a) for a in audios) / SAMPLE_RATE)
@@ -232,13 +240,23 @@ def _label_group(teacher: Recogniser, audios: list, options: DecodingOptions, to
     limit = teacher.max_target_positions - len(teacher.prompt(options.language)) - 1
     reference_tokens = [None if r is None else text_tokens(teacher.tokenizer, r)[:limit] for r in references]
     labels = BatchLabels(transcripts, None, reference_tokens, [None] * len(audios),
-                         teacher.encoder_states(encoded, encoder_positions) if encoder_positions else None)
+                         _encoder_states(teacher, encoded, audios, encoder_span) if encoder_span else None)
     if top_k == 0:
         return labels
     labels.topk = teacher.teacher_forced_topk(encoded, tokens, top_k, options.language)
     if any(r is not None for r in reference_tokens):
         labels.reference_topk = teacher.teacher_forced_topk(encoded, reference_tokens, top_k, options.language)
     return labels
+
+
+def _encoder_states(teacher: Recogniser, encoded, audios: list, span: int | Literal["clip"]) -> list[torch.Tensor]:
+    """Per clip, the teacher's final encoder states over its first ``span`` positions, or over the
+    positions holding the clip (the last partly) for "clip"."""
+    window = window_positions(window_seconds(teacher))
+    sizes = [min(encoder_positions_of(teacher.feature_extractor, len(a)), window) if span == CLIP_SPAN else span
+             for a in audios]
+    states = teacher.encoder_states(encoded, max(sizes))  # (B, max, d)
+    return [row[:n] for row, n in zip(states, sizes)]
 
 
 @dataclass
@@ -273,7 +291,7 @@ def _label_shard(teacher: Recogniser, chunk: list[Utterance], config: PseudoLabe
                 records[utt.id] = {"id": utt.id, "skipped": str(err)}
         if batch:
             labels = label_batch(teacher, audios, options, config.top_k, [u.text for u in batch],
-                                 config.encoder_positions)
+                                 config.encoder_span)
             for i, (utt, transcript) in enumerate(zip(batch, labels.transcripts)):
                 records[utt.id] = _label_record(utt, text_of(teacher, transcript.tokens), transcript,
                                                 labels.reference_tokens[i]) | _vad_signal(audios[i], transcript, config)
@@ -358,7 +376,7 @@ def _pseudo_label(config: PseudoLabelConfig, utterances: int, rank: int, world_s
     if config.encoder_state_seconds and clip_pad_step(teacher.feature_extractor) is not None:
         raise PseudoLabelError(f"--encoder-state-seconds: {config.teacher} encodes each clip at its own length, so "
                                f"its encoder states cover no fixed window; leave it at 0 for this teacher")
-    if config.encoder_state_seconds > window_seconds(teacher):
+    if config.encoder_state_seconds != CLIP_SPAN and config.encoder_state_seconds > window_seconds(teacher):
         raise PseudoLabelError(f"--encoder-state-seconds {config.encoder_state_seconds} is longer than the "
                                f"teacher's {window_seconds(teacher):g} s window")
     check_language(teacher, config.decoding.language)
@@ -395,10 +413,10 @@ def _commit_shard(teacher: Recogniser, index: int, chunk: list[Utterance], confi
     jsonl_path, topk_path = shard_paths(config.out, index)
     labels = _label_shard(teacher, chunk, config, config.manifest.parent, bar, bad_audio)
     records = labels.records
-    if config.top_k or config.encoder_positions:
+    if config.top_k or config.encoder_span:
         write_topk_shard(topk_path, {"pseudo_label": labels.topk, "reference": labels.reference_topk},
                          config.top_k, fingerprint=identity["teacher_fingerprint"],
-                         encoder_states=torch.stack(labels.encoder_states) if labels.encoder_states else None)
+                         encoder_states=labels.encoder_states if config.encoder_span else None)
         with_reference = 0
         for row, record in enumerate(r for r in records if "skipped" not in r):
             record["topk_shard"] = str(topk_path.relative_to(config.out))

@@ -16,10 +16,16 @@ begins (reference tensors carry the prefix ``reference_``):
     topk_log_probs  (rows, k) float16
     offsets         (utterances + 1,) int64     utterance j owns rows offsets[j]:offsets[j+1]
 
-Optionally it also holds the teacher's final encoder states over the first P positions of its own
-window, for encoder-state distillation of a student with a shorter window:
+Optionally it also holds the teacher's final encoder states from the start of its own window, for
+encoder-state distillation: over the first P positions (a student with a P-position window), or over
+the positions holding each clip (``CLIP_SPAN``, a student compared over its clip alone). Either way
+they are concatenated, utterance j owning rows ``encoder_state_offsets[j]:encoder_state_offsets[j+1]``:
 
-    encoder_states  (utterances, P, d_model) float16
+    encoder_states          (rows, d_model) float16
+    encoder_state_offsets   (utterances + 1,) int64
+
+(Shards written before clip spans existed hold ``encoder_states`` as (utterances, P, d_model) and
+no offsets; they are read as they are.)
 
 The file's metadata names the teacher fingerprint, so a shard can never be mistaken for another
 teacher's.
@@ -38,6 +44,7 @@ from voxdistill.files import file_written_atomically
 from voxdistill.runtime import TopK
 
 STREAMS = ("pseudo_label", "reference")
+CLIP_SPAN = "clip"  # cache each clip's own encoder positions, not a fixed window's
 
 
 def _prefix(stream: str) -> str:
@@ -47,9 +54,9 @@ def _prefix(stream: str) -> str:
 
 
 def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerprint: str,
-                     encoder_states: torch.Tensor | None = None) -> None:
-    """Write one shard of ``k``-wide rows per stream (and optionally encoder states (N, P, d))
-    atomically: temporary name, then rename."""
+                     encoder_states: list[torch.Tensor] | None = None) -> None:
+    """Write one shard of ``k``-wide rows per stream (and optionally each utterance's encoder
+    states, (P_j, d)) atomically: temporary name, then rename."""
     tensors = {}
     for stream, rows in streams.items():
         prefix = _prefix(stream)
@@ -57,7 +64,8 @@ def write_topk_shard(path: Path, streams: dict[str, list[TopK]], k: int, fingerp
         tensors[f"{prefix}topk_log_probs"] = (torch.cat([r.log_probs for r in rows]) if rows else torch.zeros(0, k)).half()
         tensors[f"{prefix}offsets"] = torch.tensor([0] + [len(r.ids) for r in rows], dtype=torch.int64).cumsum(0)
     if encoder_states is not None:
-        tensors["encoder_states"] = encoder_states.half()
+        tensors["encoder_states"] = (torch.cat(encoder_states) if encoder_states else torch.zeros(0, 0)).half()
+        tensors["encoder_state_offsets"] = torch.tensor([0] + [len(s) for s in encoder_states]).cumsum(0)
     with file_written_atomically(path) as tmp:  # Ctrl-C too: no half-written file is left behind
         save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
                   metadata={"teacher_fingerprint": fingerprint})
@@ -86,6 +94,11 @@ class TopKCache:
                     log_probs=shard.get_slice(f"{prefix}topk_log_probs")[start:end].float())
 
     def encoder_states(self, topk_shard: str, topk_index: int, positions: int) -> torch.Tensor:
-        """(positions, d_model) float32: the teacher's final encoder states over its first positions."""
-        states = self._shard(topk_shard).get_slice("encoder_states")
-        return states[topk_index : topk_index + 1, :positions][0].float()
+        """(n, d_model) float32: the teacher's final encoder states over its first n positions, n the
+        smaller of ``positions`` and what the shard holds for the utterance."""
+        shard = self._shard(topk_shard)
+        states = shard.get_slice("encoder_states")
+        if "encoder_state_offsets" not in shard.keys():
+            return states[topk_index : topk_index + 1, :positions][0].float()
+        start, end = (int(x) for x in shard.get_slice("encoder_state_offsets")[topk_index : topk_index + 2])
+        return states[start : min(end, start + positions)].float()
