@@ -187,6 +187,23 @@ def test_a_ct2_evaluation_transcribes_alike_whether_or_not_it_times_latency(ct2_
     assert transcripts["2"] == transcripts["0"]
 
 
+def test_a_ct2_sampled_transcript_does_not_depend_on_what_the_model_sampled_before(ct2_export, clips):
+    from dataclasses import replace
+
+    recogniser = load_recogniser(str(ct2_export), CT2_FLOAT32, 1)
+    options = replace(DecodingOptions(batch_size=1, max_new_tokens=32, checks=NO_CHECKS), temperature=1.0)
+
+    def sample(clip: np.ndarray) -> list[int]:
+        return recogniser.decode(recogniser.encode([clip]), options, len(clip) / 16000)[0]
+
+    first = sample(clips[0])
+    sample(clips[1]), sample(clips[1])
+    assert sample(clips[0]) == first
+    # On the model object itself (as a timed copy samples), each draw continues the one before.
+    recogniser.sampler_per_call = False
+    assert len({tuple(sample(clips[0])) for _ in range(3)}) > 1
+
+
 def test_pseudo_labels_of_a_ct2_teacher(ct2_export, tiny_random_whisper, speech_dir, tmp_path):
     manifest = speech_manifest(speech_dir, tmp_path / "speech.jsonl")
     options = DecodingOptions(batch_size=2, max_new_tokens=10)

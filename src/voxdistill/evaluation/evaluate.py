@@ -390,9 +390,14 @@ def _at_threads(recogniser: Recogniser, source: str, runtime: Runtime, threads: 
     """``recogniser`` to time at ``threads``: itself in PyTorch, whose thread count is the process's
     (`set_threads` sets it before each count's turn); a second copy of ``source`` in a runtime that
     fixes its threads when it loads a model (CTranslate2, onnxruntime), at the accuracy pass's count
-    too: CTranslate2 seeds a model's sampler once, so the timed clips' sampled fallbacks would move
-    the draws of every later clip's, and a set's WER would depend on whether latency was timed."""
-    return recogniser if runtime.backend == "torch" else load_recogniser(source, runtime, threads)
+    too. A timed CTranslate2 copy samples its fallbacks on itself, as a deployed model does, not on a
+    copy loaded per call (`CT2Recogniser`), whose loading would be timed too."""
+    if runtime.backend == "torch":
+        return recogniser
+    timed = load_recogniser(source, runtime, threads)
+    if runtime.backend == "ct2":
+        timed.sampler_per_call = False
+    return timed
 
 
 def _result(evaluation: "Evaluation", models: list[str], manifests: list[Path], labels: list[str],

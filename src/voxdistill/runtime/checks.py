@@ -77,9 +77,9 @@ def _checked_group(recogniser: Recogniser, clips: list[np.ndarray], options: Dec
         if not again:
             break
         # One clip at a time: a sampled draw then depends on the clip alone, not on which other clips
-        # of its batch needed sampling too (the seed is per call), so a clip's transcript is the same
-        # at every batch size and beside any other clips; in CTranslate2, whose generator is seeded
-        # once per model, only among runs that sample the same clips in the same order. Few clips get here.
+        # of its batch needed sampling too (the seed is per call; in CTranslate2, per copy of the model
+        # loaded for the call), so a clip's transcript is the same at every batch size and beside any
+        # other clips. Few clips get here.
         for i in again:
             if i not in encoded:
                 encoded[i] = recogniser.encode([clips[i]])

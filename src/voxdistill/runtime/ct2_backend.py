@@ -47,7 +47,14 @@ DECODER_POSITIONS = 448
 
 class CT2Recogniser:
     """A CTranslate2 Whisper folder behind the `Recogniser` interface. Encoded values are
-    ``ctranslate2.StorageView`` encoder outputs on the CPU."""
+    ``ctranslate2.StorageView`` encoder outputs on the CPU.
+
+    CTranslate2 seeds a sampler's generator once per worker thread, at its first draw, so on one model
+    object a sampled transcript depends on everything that model sampled before (three draws of one
+    clip, the seed set before each, give three transcripts). With ``sampler_per_call`` (the default)
+    each sampled decoding runs on a copy of the model loaded for it (about 35 ms for tiny.en), whose
+    first draw follows the seed: a clip's sampled transcript is the same whatever came before it, as
+    in PyTorch. Timing turns it off, to sample as a deployed model does."""
 
     scores_transcripts = True
 
@@ -55,12 +62,17 @@ class CT2Recogniser:
         self.folder = Path(folder)
         self.source = source
         self.runtime = Runtime("ct2", compute_type)
-        self.model = ctranslate2.models.Whisper(str(self.folder), device="cpu", compute_type=compute_type,
-                                                intra_threads=threads, inter_threads=1)
+        self.threads = threads
+        self.sampler_per_call = True
+        self.model = self._load()
         self.feature_extractor = _feature_extractor(self.folder, self.model.n_mels)
         self.tokenizer = WhisperTokenizer.from_pretrained(self.folder)
         self._eot = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         self._sot = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+
+    def _load(self) -> ctranslate2.models.Whisper:
+        return ctranslate2.models.Whisper(str(self.folder), device="cpu", compute_type=self.runtime.compute_type,
+                                          intra_threads=self.threads, inter_threads=1)
 
     @property
     def multilingual(self) -> bool:
@@ -130,13 +142,15 @@ class CT2Recogniser:
         prompt = self.prompt(options.language)
         steps = options.token_budget(audio_seconds)
         search = {"beam_size": options.num_beams}
+        model = self.model
         if options.sampling:  # one candidate drawn from the whole distribution, as faster-whisper's fallback
-            # Only the first draw of the model's worker thread follows this seed: CTranslate2 seeds a
-            # thread's generator once, so later draws continue its sequence (docs/pipeline.md, checks).
+            # Only the first draw of a worker thread follows this seed (see the class): a fresh copy's is one.
             ctranslate2.set_random_seed(SAMPLING_SEED)
             search = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": options.temperature}
-        return self.model.generate(encoded, [prompt] * encoded.shape[0], max_length=_max_length(prompt, steps),
-                                   suppress_tokens=[-1], suppress_blank=True, **search, **returns)
+            if self.sampler_per_call:
+                model = self._load()
+        return model.generate(encoded, [prompt] * encoded.shape[0], max_length=_max_length(prompt, steps),
+                              suppress_tokens=[-1], suppress_blank=True, **search, **returns)
 
     def _text_only(self, ids: list[int]) -> list[int]:
         """CTranslate2 leaves the prompt and end-of-text out; timestamps are dropped as in torch."""
