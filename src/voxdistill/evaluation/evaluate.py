@@ -391,7 +391,8 @@ def _at_threads(recogniser: Recogniser, source: str, runtime: Runtime, threads: 
     (`set_threads` sets it before each count's turn); a second copy of ``source`` in a runtime that
     fixes its threads when it loads a model (CTranslate2, onnxruntime), at the accuracy pass's count
     too. A timed CTranslate2 copy samples its fallbacks on itself, as a deployed model does, not on a
-    copy loaded per call (`CT2Recogniser`), whose loading would be timed too."""
+    copy loaded per call (`CT2Recogniser`), whose loading would be timed too (the accuracy pass's
+    throughput does count those loads)."""
     if runtime.backend == "torch":
         return recogniser
     timed = load_recogniser(source, runtime, threads)

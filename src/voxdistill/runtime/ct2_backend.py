@@ -54,7 +54,8 @@ class CT2Recogniser:
     clip, the seed set before each, give three transcripts). With ``sampler_per_call`` (the default)
     each sampled decoding runs on a copy of the model loaded for it (about 35 ms for tiny.en), whose
     first draw follows the seed: a clip's sampled transcript is the same whatever came before it, as
-    in PyTorch. Timing turns it off, to sample as a deployed model does."""
+    in PyTorch. Those loads count in the accuracy pass's throughput; the copies that time latency turn
+    it off, to sample as a deployed model does. A larger model takes longer to load."""
 
     scores_transcripts = True
 
