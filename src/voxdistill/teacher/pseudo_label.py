@@ -253,9 +253,8 @@ def _encoder_states(teacher: Recogniser, encoded, audios: list, span: int | Lite
     """Per clip, the teacher's final encoder states over its first ``span`` positions, or over the
     positions holding the clip (the last partly) for "clip"."""
     fe = teacher.feature_extractor
-    window = fe.n_samples // (2 * fe.hop_length)  # encoder positions of the teacher's window
-    sizes = [min(encoder_positions_of(fe, len(a)), window) if span == CLIP_SPAN else span
-             for a in audios]
+    window = encoder_positions_of(fe, fe.n_samples)
+    sizes = [min(encoder_positions_of(fe, len(a)), window) if span == CLIP_SPAN else span for a in audios]
     states = teacher.encoder_states(encoded, max(sizes))  # (B, max, d)
     return [row[:n] for row, n in zip(states, sizes)]
 
