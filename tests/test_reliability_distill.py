@@ -12,12 +12,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli_run import VOXDISTILL, voxdistill
 from tests.conftest import make_tiny_whisper
 from tests.test_distill import config_dict, setup, write_config  # noqa: F401  (setup is a fixture)
-from voxdistill.config import describe_fields, from_dict, load_config
+from voxdistill.config import describe_fields, from_dict, load_config, to_dict
 from voxdistill.distill.checkpoint import complete_checkpoints
 from voxdistill.distill.config import DistillConfig
 from voxdistill.models.loading import load_whisper
@@ -109,22 +110,24 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     assert json.loads((out / "run.json").read_text())["config_changes"] == expected
 
 
-def test_changing_which_weights_train_is_refused_on_resume_even_when_changes_are_allowed(setup, tmp_path):
-    """The checkpoint's optimizer state holds moments for the weights that trained: a resume that
-    freezes others is refused by name, not by the optimizer's own error."""
+@pytest.mark.parametrize("key", ["optim.freeze_encoder", "optim.quantization_aware"])
+def test_changing_which_weights_train_is_refused_on_resume_even_when_changes_are_allowed(setup, tmp_path, key):
+    """The checkpoint's optimizer state holds moments for the weights that trained, and its weights
+    file names them as they were held (quantization-aware training parametrizes every linear
+    weight): a resume that changes either is refused by name, not by torch's own error."""
     out = tmp_path / "run"
     config = write_config(config_dict(setup, out), tmp_path / "c.yaml")
     paused = voxdistill("distill", "--config", config, "--steps-this-run", 2)
     assert paused.returncode == 0, paused.stderr[-2000:]
 
-    refused = voxdistill("distill", "--config", config, "--set", "optim.freeze_encoder=true",
+    refused = voxdistill("distill", "--config", config, "--set", f"{key}=true",
                          "--set", "optim.lr=5e-4", "--allow-config-change")
     assert refused.returncode == 2, refused.stderr[-2000:]
-    assert "optim.freeze_encoder: false -> true" in refused.stderr and str(out) in refused.stderr
+    assert f"{key}: false -> true" in refused.stderr and str(out) in refused.stderr
     assert "optim.lr" not in refused.stderr  # an allowed change is not the reason
     assert "Traceback" not in refused.stderr
     assert latest_checkpoint_step(out) == 2 and logged_steps(out) == [1, 2]
-    assert load_config(DistillConfig, out / "config.yaml").optim.freeze_encoder is False
+    assert to_dict(load_config(DistillConfig, out / "config.yaml"))["optim"][key.split(".")[1]] is False
 
 
 def test_pseudo_labels_of_another_teacher_than_the_students_are_refused(setup, tiny_random_whisper, tiny_en_folder,

@@ -32,11 +32,13 @@ class ConfigChangedError(VoxdistillError):
     """A run folder would be resumed with settings other than those it was last run with."""
 
 
-# The settings that decide which weights train. The optimizer state of a checkpoint holds moments for
-# exactly the weights that trained before, so a run cannot go on with another choice, not even with
-# --allow-config-change.
-TRAINABLE_WEIGHTS = ("optim.freeze_encoder", "optim.freeze_decoder", "optim.freeze_encoder_stem",
-                     "optim.frozen_encoder_layers", "optim.freeze_embeddings")
+# The settings that decide which weights train, and how they are held. The optimizer state of a
+# checkpoint holds moments for exactly the weights that trained before, in their order, and its
+# weights file names them as they were held (quantization-aware training holds every linear weight
+# under a parametrization, which renames and reorders them), so a run cannot go on with another
+# choice, not even with --allow-config-change.
+WEIGHT_LAYOUT = ("optim.freeze_encoder", "optim.freeze_decoder", "optim.freeze_encoder_stem",
+                 "optim.frozen_encoder_layers", "optim.freeze_embeddings", "optim.quantization_aware")
 
 
 @dataclass
@@ -159,13 +161,13 @@ def resume_config_changes(config, allow: bool) -> list[SettingChange]:
         reference = checkpoints[-1] / "config.yaml"
     changes = run_differences(type(config), to_dict(load_config(type(config), reference)), to_dict(config))
     step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"] if changes else 0
-    frozen = [c for c in changes if c.key in TRAINABLE_WEIGHTS]
+    frozen = [c for c in changes if c.key in WEIGHT_LAYOUT]
     if frozen:
         raise ConfigChangedError(
             f"{config.out} was run with other settings ({reference}): {'; '.join(map(str, frozen))}. These "
-            f"decide which weights train, and the optimizer state at step {step} holds moments for the weights "
-            f"that trained before, so the run cannot go on with them, not even with --allow-config-change: use "
-            f"another out folder")
+            f"decide which weights train and how they are held, and the checkpoint at step {step} holds the "
+            f"weights and their optimizer moments as they were before, so the run cannot go on with them, "
+            f"not even with --allow-config-change: use another out folder")
     if changes and not allow:
         raise ConfigChangedError(
             f"{config.out} was run with other settings ({reference}): {'; '.join(map(str, changes))}. "
