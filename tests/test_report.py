@@ -257,12 +257,13 @@ def test_config_summary_names_the_distillation_settings(inputs):
     summary = dict(config_summary(config))
     assert summary["loss"] == "ce_weight=1.0, kd_weight=1.0, temperature=2.0"
     inert = {"loss": {"encoder_kd_weight": 0.0, "encoder_kd_span": "clip"},
-             "optim": {"freeze_encoder_stem": False, "frozen_encoder_layers": 0}}
+             "optim": {"freeze_encoder_stem": False, "frozen_encoder_layers": 0, "lora_rank": 0, "lora_alpha": 16.0}}
     assert config_summary(inert) == [("loss", "encoder_kd_weight=0.0")]  # settings that do nothing are not named
     encoder_kd = {"loss": {"encoder_kd_weight": 10.0, "encoder_kd_span": "clip"},
-                  "optim": {"freeze_encoder_stem": True, "frozen_encoder_layers": 2}}
-    assert dict(config_summary(encoder_kd)) == {"loss": "encoder_kd_weight=10.0, encoder_kd_span=clip",
-                                                "optimiser": "freeze_encoder_stem=True, frozen_encoder_layers=2"}
+                  "optim": {"freeze_encoder_stem": True, "frozen_encoder_layers": 2, "lora_rank": 8, "lora_alpha": 16.0}}
+    assert dict(config_summary(encoder_kd)) == {
+        "loss": "encoder_kd_weight=10.0, encoder_kd_span=clip",
+        "optimiser": "freeze_encoder_stem=True, frozen_encoder_layers=2, lora_rank=8, lora_alpha=16.0"}
     assert summary["self-distillation"] == "start_step=45, teacher=ema, ema_decay=0.99, kd_weight=0.5"
     assert "decay_steps=40" in summary["kd decay"] and "max_steps=60" in summary["optimiser"]
     assert summary["train manifest"] == "train_manifest=pseudo/pseudo_labels.jsonl"

@@ -114,8 +114,20 @@ class OptimConfig:
     # the exported student holds the float weights, which the int8 conversion then rounds. Whisper
     # students only.
     quantization_aware: bool = False
+    # Low-rank adapters (LoRA, models/lora.py): with a rank above 0, every linear weight that would
+    # train stays as loaded and a rank-``lora_rank`` update, scaled by lora_alpha / lora_rank, trains
+    # in its place; the exported student has it folded in. The freeze settings still choose which
+    # layers adapt; every other weight (norms, biases, the convolutional stem, embeddings) is frozen.
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
 
     def __post_init__(self):
+        if self.lora_rank < 0 or not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
+            raise ValueError(f"need lora_rank >= 0 (0: no adapters) and a finite lora_alpha > 0, got "
+                             f"{self.lora_rank} and {self.lora_alpha}")
+        if self.lora_rank and self.quantization_aware:
+            raise ValueError("optim.lora_rank and optim.quantization_aware both parametrize every linear weight; "
+                             "train the adapters first, then run quantization-aware training on the exported student")
         if self.lr <= 0 or self.max_steps < 1 or self.grad_accum < 1 or self.warmup_steps < 0:
             raise ValueError("need lr > 0, max_steps >= 1, grad_accum >= 1, warmup_steps >= 0")
         if self.freeze_encoder and self.freeze_decoder:

@@ -54,6 +54,7 @@ from voxdistill.distill.run_log import RunLog
 from voxdistill.errors import Interrupted, VoxdistillError
 from voxdistill.files import folder_written_atomically, write_text_atomic
 from voxdistill.models.fingerprint import weights_sha256
+from voxdistill.models.lora import add_lora, merge_lora
 from voxdistill.models.student import STUDENT_FILE, read_student_record
 from voxdistill.scoring.metrics import word_error_rate
 from voxdistill.transcribe import transcribe_manifest
@@ -72,6 +73,10 @@ class TrainingInterrupted(Interrupted):
 
 class FrozenLayersError(VoxdistillError):
     """optim.frozen_encoder_layers names more layers than the student's encoder has."""
+
+
+class AdapterError(VoxdistillError):
+    """optim.lora_rank asks for adapters where no linear layer of the student trains."""
 
 
 def freeze_encoder_front(encoder: torch.nn.Module, config: DistillConfig) -> None:
@@ -160,6 +165,11 @@ class Trainer:
         else:
             freeze_encoder_front(self._encoder_of(student), config)
         self._freeze_more(student)
+        if config.optim.lora_rank:
+            try:
+                add_lora(student, config.optim.lora_rank, config.optim.lora_alpha)
+            except ValueError as err:
+                raise AdapterError(f"optim.lora_rank={config.optim.lora_rank} on {config.student}: {err}") from None
         # θ₀ of the anchor term: the trainable weights as loaded from the student folder (a resumed
         # run loads its checkpoint later, so the anchor stays the starting point).
         self.anchor = ({name: p.detach().clone().to(self.accelerator.device)
@@ -501,6 +511,8 @@ class Trainer:
         if self.accelerator.is_main_process:
             with folder_written_atomically(final, existing="replace") as tmp:
                 model, exported = self.exported_weights()
+                if self.config.optim.lora_rank:  # a plain model of the student's shape, adapters folded in
+                    model = merge_lora(copy.deepcopy(model))
                 self._write_model(model, tmp)
                 if (record := read_student_record(self.config.student)) is not None:
                     record["distilled"] = {"run": str(self.config.out), "steps": self.state.step,

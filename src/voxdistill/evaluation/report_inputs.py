@@ -121,7 +121,7 @@ def set_stats(model: Mapping, set_name: str, domain: str | None = None) -> dict:
 # Settings named only where they act (where the setting after them is true or non-zero): their
 # defaults do nothing, and would crowd every run's line.
 ACTS_WITH = {"encoder_kd_span": "encoder_kd_weight", "freeze_encoder_stem": "freeze_encoder_stem",
-             "frozen_encoder_layers": "frozen_encoder_layers"}
+             "frozen_encoder_layers": "frozen_encoder_layers", "lora_rank": "lora_rank", "lora_alpha": "lora_rank"}
 
 
 def config_summary(config: Mapping) -> list[tuple[str, str]]:
@@ -134,7 +134,7 @@ def config_summary(config: Mapping) -> list[tuple[str, str]]:
         ("self-distillation", config.get("self_distill"), ("start_step", "teacher", "ema_decay", "kd_weight")),
         ("optimiser", config.get("optim"), ("lr", "max_steps", "warmup_steps", "schedule", "freeze_encoder",
                                                "freeze_encoder_stem", "frozen_encoder_layers", "freeze_decoder",
-                                               "freeze_embeddings")),
+                                               "freeze_embeddings", "lora_rank", "lora_alpha")),
         ("train manifest", config.get("data"), ("train_manifest",)),
     )
     summary = []
