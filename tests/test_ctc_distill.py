@@ -116,6 +116,12 @@ def test_a_frozen_decoder_is_refused_for_a_ctc_student(ctc_setup, tmp_path):
         distill(config, progress=False)
 
 
+def test_adapters_are_refused_for_a_ctc_student(ctc_setup, tmp_path):
+    config = from_dict(DistillConfig, ctc_config(ctc_setup, tmp_path / "lora", optim={"lora_rank": 4}))
+    with pytest.raises(CTCConfigError, match="must train whole.*optim.lora_rank=0"):
+        distill(config, progress=False)
+
+
 def test_a_ctc_students_frozen_encoder_front_does_not_move(ctc_setup, tmp_path):
     config = ctc_config(ctc_setup, tmp_path / "front", optim={"freeze_encoder": False, "freeze_encoder_stem": True,
                                                               "frozen_encoder_layers": 1, "max_steps": 2})

@@ -81,3 +81,15 @@ def test_adapters_with_quantization_aware_training_are_refused(setup, tmp_path):
     data = config_dict(setup, tmp_path / "both", optim={"lora_rank": 4, "quantization_aware": True})
     with pytest.raises(ConfigError, match="lora_rank and optim.quantization_aware"):
         from_dict(DistillConfig, data)
+
+
+@pytest.mark.parametrize("sections, reason", [
+    ({"loss": {"anchor_weight": 1.0}}, "anchor_weight pulls the trainable weights"),
+    ({"self_distill": {"start_step": 3, "teacher": "ema"}}, "teacher=ema averages each trainable weight"),
+])
+def test_adapters_are_refused_where_a_setting_would_act_on_the_factors(setup, tmp_path, sections, reason):
+    data = config_dict(setup, tmp_path / "run", optim={"lora_rank": 4}, **sections)
+    with pytest.raises(ConfigError, match=reason):
+        from_dict(DistillConfig, data)
+    del data["optim"]["lora_rank"]
+    from_dict(DistillConfig, data)  # the same setting alone is accepted

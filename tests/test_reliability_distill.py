@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.cli_run import VOXDISTILL, voxdistill
@@ -108,6 +109,23 @@ def test_resuming_with_another_config_is_refused_unless_allowed(setup, tmp_path)
     again = voxdistill("distill", "--config", config, *changed)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["config_changes"] == expected
+
+
+def test_an_allowed_change_of_the_optimizers_settings_takes_effect_on_resume(setup, tmp_path):
+    """A checkpoint's optimizer state carries the settings its groups were saved with; a resume
+    allowed to change them trains with the new ones, as run.json records."""
+    out = tmp_path / "run"
+    config = write_config(config_dict(setup, out, optim={"encoder_lr_scale": 0.5}), tmp_path / "c.yaml")
+    paused = voxdistill("distill", "--config", config, "--steps-this-run", 2)
+    assert paused.returncode == 0, paused.stderr[-2000:]
+    changed = ("--set", "optim.weight_decay=0.5", "--set", "optim.betas=[0.8,0.9]",
+               "--set", "optim.encoder_lr_scale=0.25")
+    resumed = voxdistill("distill", "--config", config, *changed, "--allow-config-change")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    groups = torch.load(complete_checkpoints(out)[-1] / "optimizer.pt", weights_only=True)["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.5]
+    assert [tuple(g["betas"]) for g in groups] == [(0.8, 0.9), (0.8, 0.9)]
+    assert sorted(g["lr_scale"] for g in groups) == [0.25, 1.0]  # the encoder's group, and the rest
 
 
 @pytest.mark.parametrize("key", ["optim.freeze_encoder", "optim.quantization_aware"])

@@ -39,7 +39,7 @@ class ConfigChangedError(VoxdistillError):
 # choice, not even with --allow-config-change.
 WEIGHT_LAYOUT = ("optim.freeze_encoder", "optim.freeze_decoder", "optim.freeze_encoder_stem",
                  "optim.frozen_encoder_layers", "optim.freeze_embeddings", "optim.quantization_aware",
-                 "optim.lora_rank")
+                 "optim.lora_rank", "optim.lora_alpha")
 
 
 @dataclass

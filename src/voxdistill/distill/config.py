@@ -182,6 +182,14 @@ class DistillConfig:
         if self.loss.encoder_kd_weight > 0 and self.optim.freeze_encoder:
             raise ValueError("loss.encoder_kd_weight trains the encoder, but optim.freeze_encoder is true; "
                              "set one of them off")
+        if self.optim.lora_rank and self.loss.anchor_weight > 0:
+            raise ValueError("loss.anchor_weight pulls the trainable weights toward their start, but with "
+                             "optim.lora_rank those are the adapters, not the student's weights (which the "
+                             "adapters already keep as loaded); set one of them off")
+        if self.optim.lora_rank and self.self_distill.start_step is not None and self.self_distill.teacher == "ema":
+            raise ValueError("self_distill.teacher=ema averages each trainable weight, and with optim.lora_rank "
+                             "those are the two factors of each update, whose averages do not multiply to the "
+                             "average update; use self_distill.teacher=snapshot")
         start = self.self_distill.start_step
         if start is not None and start >= self.optim.max_steps:
             raise ValueError(f"self_distill.start_step ({start}) must be below optim.max_steps ({self.optim.max_steps})")

@@ -56,6 +56,10 @@ class CTCTrainer(Trainer):
         if c.optim.quantization_aware:
             raise CTCConfigError(f"{c.student} is a CTC student: optim.quantization_aware is for Whisper students "
                                  f"deployed in CTranslate2 int8; a CTC student runs in float32")
+        if c.optim.lora_rank:
+            raise CTCConfigError(f"{c.student} is a CTC student: its head (an LSTM or a small layer drawn at random "
+                                 f"when it was built) must train whole, which adapters on its linear layers alone "
+                                 f"would not do; set optim.lora_rank=0")
         if c.eval.num_beams != 1:
             raise CTCConfigError(f"{c.student} is a CTC student: it decodes greedily; set eval.num_beams=1")
         student, self.feature_extractor, self.ctc_config = load_ctc_student(c.student)

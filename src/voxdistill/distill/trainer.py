@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from torch.nn.utils import parametrize
 from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
 
@@ -180,6 +181,10 @@ class Trainer:
                    "lr_scale": config.optim.encoder_lr_scale if in_encoder else 1.0} for in_encoder in (False, True)]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.optim.lr, betas=config.optim.betas,
                                       weight_decay=config.optim.weight_decay)
+        # What the config says of each group, applied again over a checkpoint's (whose groups carry
+        # the settings they were saved with) when a run resumes with allowed changes.
+        self._group_settings = [{key: group[key] for key in ("lr_scale", "betas", "weight_decay")}
+                                for group in optimizer.param_groups]
         self.model, self.optimizer = self.accelerator.prepare(student, optimizer)
         self.state = TrainerState()
         # A frozen encoder reading unaugmented audio gives the same states every epoch: compute once.
@@ -234,6 +239,8 @@ class Trainer:
         loaded = load_checkpoint(checkpoints[-1])
         loaded.load_model_into(self.student)
         self.optimizer.load_state_dict(loaded.optimizer_state)
+        for group, settings in zip(self.optimizer.param_groups, self._group_settings):
+            group.update(settings)  # torch restores the saved ones; a resume allowed to change them uses the new
         self.state = loaded.state
         if self.state.phase == PHASE_SELF:
             self.self_teacher = self._frozen_copy()
@@ -418,13 +425,15 @@ class Trainer:
         training = model.training
         model.eval()
         refs, hyps = [], []
-        for utt, text in transcribe_manifest(self._recogniser_of(model), self.config.data.dev_manifest,
-                                             DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size,
-                                                             checks=SpeechChecks(temperatures=()))):
-            refs.append(utt.text or "")
-            hyps.append(text)
-            if e.max_utterances and len(refs) >= e.max_utterances:
-                break
+        # Parametrized weights (LoRA adapters, int8 rounding) computed once for the pass, not per token.
+        with parametrize.cached():
+            for utt, text in transcribe_manifest(self._recogniser_of(model), self.config.data.dev_manifest,
+                                                 DecodingOptions(num_beams=e.num_beams, batch_size=e.batch_size,
+                                                                 checks=SpeechChecks(temperatures=()))):
+                refs.append(utt.text or "")
+                hyps.append(text)
+                if e.max_utterances and len(refs) >= e.max_utterances:
+                    break
         model.train(training)
         return word_error_rate(refs, hyps)
 
