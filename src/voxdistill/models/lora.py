@@ -7,9 +7,9 @@ within r directions per layer, a guard against forgetting on little data (one of
 field uses, measured in docs/measurements.md).
 
 The update is a torch parametrization of the weight, as `quantize.add_fake_int8`'s rounding is, and
-not a replacement module (as the `peft` library injects): the model keeps its classes, so everything
-that addresses its parts (the trainer's encoder, Whisper's generation, the checkpoint's safetensors
-file) works unchanged, and `merge_lora` folds the update into a plain weight for export, leaving a
+not a replacement module (as the `peft` library injects): the model keeps its structure and module
+names, so everything that addresses its parts (the trainer's encoder, Whisper's generation, the
+checkpoint's safetensors file) works unchanged, and `merge_lora` folds the update into a plain weight for export, leaving a
 model of the original shape that any runtime loads. A weight shared by two modules (Whisper's output
 projection, tied to its token embeddings) gets no adapter and stays frozen.
 """
