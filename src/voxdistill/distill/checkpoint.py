@@ -35,8 +35,8 @@ class ConfigChangedError(VoxdistillError):
 # The settings that decide which weights train, and how they are held. The optimizer state of a
 # checkpoint holds moments for exactly the weights that trained before, in their order, and its
 # weights file names them as they were held (quantization-aware training and LoRA adapters hold
-# every linear weight under a parametrization, which renames and reorders them), so a run cannot go on with another
-# choice, not even with --allow-config-change.
+# every linear weight under a parametrization, which renames and reorders them), so a run cannot go
+# on with another choice, not even with --allow-config-change.
 WEIGHT_LAYOUT = ("optim.freeze_encoder", "optim.freeze_decoder", "optim.freeze_encoder_stem",
                  "optim.frozen_encoder_layers", "optim.freeze_embeddings", "optim.quantization_aware",
                  "optim.lora_rank", "optim.lora_alpha")

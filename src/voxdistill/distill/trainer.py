@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from torch.nn.utils import parametrize
 from accelerate.utils import gather_object, set_seed
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from voxdistill.config import SettingChange, save_config

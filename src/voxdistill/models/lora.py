@@ -9,14 +9,16 @@ field uses, measured in docs/measurements.md).
 The update is a torch parametrization of the weight, as `quantize.add_fake_int8`'s rounding is, and
 not a replacement module (as the `peft` library injects): the model keeps its structure and module
 names, so everything that addresses its parts (the trainer's encoder, Whisper's generation, the
-checkpoint's safetensors file) works unchanged, and `merge_lora` folds the update into a plain weight for export, leaving a
-model of the original shape that any runtime loads. A weight shared by two modules (Whisper's output
-projection, tied to its token embeddings) gets no adapter and stays frozen.
+checkpoint's safetensors file) works unchanged, and `merge_lora` folds the update into a plain
+weight for export, leaving a model of the original shape that any runtime loads. A weight shared by
+two modules (Whisper's output projection, tied to its token embeddings) gets no adapter and stays
+frozen.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import torch
 from torch import nn
@@ -37,11 +39,8 @@ class _LowRankUpdate(nn.Module):
 
 
 def _shared_weights(model: nn.Module) -> set[int]:
-    owners: dict[int, int] = {}
-    for module in model.modules():
-        for p in module._parameters.values():
-            if p is not None:
-                owners[id(p)] = owners.get(id(p), 0) + 1
+    """The ids of the parameters that more than one module holds (tied weights)."""
+    owners = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
     return {pid for pid, n in owners.items() if n > 1}
 
 
